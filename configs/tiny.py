@@ -1,0 +1,27 @@
+"""A seconds-long run for tests and smoke checks: tiny EfficientNet, few filters, short crops.
+
+Argument: the frontend name (leaf | sincnet | sincnet_plus | mel), default leaf.
+"""
+from leaf_ssl.configuration import parse_config_arg, pretraining_config
+
+
+def get_config(arg=None):
+    options = parse_config_arg(arg, "tiny.py", {"frontend": ("leaf", "sincnet", "sincnet_plus", "mel")})
+    config = pretraining_config()
+    if options["frontend"] == "mel":
+        config.frontend = {"name": "mel", "preset": "leaf"}
+    else:
+        config.frontend = {"name": options["frontend"], "n_filters": 8, "init": "mel"}
+    config.encoder = {"name": "efficientnet_tiny", "dtype": "float32", "drop_path_rate": 0.0}
+    config.model.embedding_dim = 16
+    config.model.freq_mask_width = 2
+    config.model.time_mask_width = 4
+    config.data.crop_seconds = 0.32
+    config.data.shuffle_buffer = 64
+    config.train.batch_size = 16
+    config.train.total_steps = 4
+    config.train.warmup_epochs = 0.0
+    config.train.base_learning_rate = 1e-3
+    config.train.log_every_steps = 2
+    config.train.checkpoint_every_steps = 2
+    return config

@@ -1,0 +1,106 @@
+"""Orbax checkpoints of a training run: the train state plus a JSON record of what it is.
+
+Layout under the run's workdir:
+
+    checkpoints/<step>/state/   TrainState arrays (params, batch_stats, opt_state, step, rng, ...)
+    checkpoints/<step>/meta/    JSON: resolved config, data position, parameter shapes
+    config.json                 the resolved config, for people and for jobs given only a workdir
+
+The parameter shapes in `meta` let a restore refuse, with a readable message, a checkpoint of
+another architecture before orbax is asked to fit mismatched arrays. A latest checkpoint that
+cannot be read (killed mid-write, truncated files) is reported and the previous one is used.
+"""
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import jax
+import orbax.checkpoint as ocp
+
+STATE_ITEM = "state"
+META_ITEM = "meta"
+
+
+def param_shapes(params) -> dict[str, list[int]]:
+    """{'frontend/filterbank/gabor': [40, 2], ...}: the architecture as JSON."""
+    flat = jax.tree_util.tree_flatten_with_path(params)[0]
+    return {"/".join(str(getattr(k, "key", k)) for k in path): list(leaf.shape) for path, leaf in flat}
+
+
+def describe_shape_mismatch(expected: dict, found: dict) -> str | None:
+    """First difference between two `param_shapes` records, in words, or None."""
+    for name in sorted(set(expected) | set(found)):
+        if name not in found:
+            return f"the model has parameter {name} {expected[name]} but the checkpoint does not"
+        if name not in expected:
+            return f"the checkpoint has parameter {name} {found[name]} that the model does not"
+        if list(expected[name]) != list(found[name]):
+            return f"parameter {name} has shape {found[name]} in the checkpoint but {expected[name]} in the model"
+    return None
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint that is missing, unreadable, or of another architecture."""
+
+
+class CheckpointStore:
+    """Async orbax CheckpointManager over `<workdir>/checkpoints`, keeping the last `keep`."""
+
+    def __init__(self, directory: str | Path, keep: int = 3, async_save: bool = True):
+        self.directory = Path(directory)
+        options = ocp.CheckpointManagerOptions(max_to_keep=keep, enable_async_checkpointing=async_save,
+                                               create=True)
+        self._manager = ocp.CheckpointManager(self.directory, options=options,
+                                              item_names=(STATE_ITEM, META_ITEM))
+
+    def all_steps(self) -> list[int]:
+        return sorted(self._manager.all_steps())
+
+    def latest_step(self) -> int | None:
+        return self._manager.latest_step()
+
+    def save(self, step: int, state: Any, meta: dict) -> None:
+        """Starts an async save; `wait()` blocks until it is on disk."""
+        self._manager.save(step, args=ocp.args.Composite(
+            **{STATE_ITEM: ocp.args.StandardSave(state), META_ITEM: ocp.args.JsonSave(meta)}), force=True)
+
+    def read_meta(self, step: int) -> dict:
+        return self._manager.restore(step, args=ocp.args.Composite(**{META_ITEM: ocp.args.JsonRestore()}))[META_ITEM]
+
+    def restore(self, step: int, abstract_state: Any, expected_shapes: dict) -> tuple[Any, dict]:
+        """State and meta of `step`, checked against the model's parameter shapes first."""
+        meta = self.read_meta(step)
+        mismatch = describe_shape_mismatch(expected_shapes, meta.get("param_shapes", {}))
+        if mismatch:
+            raise CheckpointError(f"checkpoint {self.directory / str(step)} is of another architecture: {mismatch}")
+        restored = self._manager.restore(step, args=ocp.args.Composite(
+            **{STATE_ITEM: ocp.args.StandardRestore(abstract_state)}))
+        return restored[STATE_ITEM], meta
+
+    def restore_latest_readable(self, abstract_state: Any, expected_shapes: dict) -> tuple[Any, dict] | None:
+        """The newest checkpoint that restores, falling back past unreadable ones; None if none exist.
+
+        An architecture mismatch is not a fallback case: it is raised at once, since older
+        checkpoints of the same workdir would mismatch too.
+        """
+        for step in reversed(self.all_steps()):
+            try:
+                return self.restore(step, abstract_state, expected_shapes)
+            except CheckpointError:
+                raise
+            except Exception as error:  # orbax raises many types for torn or truncated files
+                logging.warning("checkpoint %s/%d is unreadable (%s: %s); trying the previous one",
+                                self.directory, step, type(error).__name__, str(error)[:300])
+        return None
+
+    def wait(self) -> None:
+        self._manager.wait_until_finished()
+
+    def close(self) -> None:
+        self._manager.close()
+
+
+def write_config_json(workdir: str | Path, config_dict: dict) -> None:
+    path = Path(workdir) / "config.json"
+    path.write_text(json.dumps(config_dict, indent=2, sort_keys=True))

@@ -1,0 +1,135 @@
+"""The pretraining configuration: every field, its default (the paper recipe) and its check.
+
+Config files in `configs/` start from `pretraining_config()` and change what differs, so
+every field is documented once, here. `validate_config` runs before anything is compiled and
+names the offending field and what it accepts.
+"""
+import ml_collections
+
+ENCODER_DTYPES = ("float32", "bfloat16")
+NEGATIVES = ("local", "global")
+BATCH_NORM_MODES = ("sync", "per_device")
+
+
+def pretraining_config() -> ml_collections.ConfigDict:
+    """COLA pretraining as the first author's public recipe runs it (DESIGN.md section 5)."""
+    config = ml_collections.ConfigDict()
+    # PRNG seed for parameter init, data order, crops, noise, SpecAugment masks and drop-path.
+    config.seed = 0
+
+    # Audio frontend: `name` picks the module (leaf | sincnet | sincnet_plus | mel); every other
+    # field is a constructor argument of that module (see leaf_ssl/frontends).
+    config.frontend = ml_collections.ConfigDict({"name": "leaf", "n_filters": 40, "init": "mel"})
+
+    # Encoder: `name` (efficientnet_b0 | efficientnet_tiny); other fields are constructor
+    # arguments (width_mult, depth_mult, drop_path_rate, pooling). `dtype` is the encoder's
+    # compute dtype (float32 | bfloat16); the frontend and the loss always run in float32.
+    config.encoder = ml_collections.ConfigDict({"name": "efficientnet_b0", "dtype": "float32"})
+
+    config.model = ml_collections.ConfigDict()
+    config.model.embedding_dim = 512      # Dense width of the projection head.
+    config.model.similarity = "bilinear"  # bilinear (COLA, no temperature) | dot (cosine / temperature).
+    config.model.temperature = 0.1        # Only for similarity='dot'.
+    # local: each device's own pairs are the negatives (COLA, first author's code).
+    # global: positives are all-gathered, every anchor meets the whole global batch.
+    config.model.negatives = "local"
+    config.model.freq_masks = 2           # SpecAugment on positives: number of channel bands...
+    config.model.freq_mask_width = 10     # ...each at most this many channels wide.
+    config.model.time_masks = 2           # Number of frame bands...
+    config.model.time_mask_width = 10     # ...each at most this many frames wide.
+
+    config.data = ml_collections.ConfigDict()
+    config.data.train_shards = ""         # Folder or glob of pretraining TFRecord shards (gs:// works).
+    config.data.sample_rate = 16000       # Rate of the shards' PCM; crops are taken at this rate.
+    config.data.crop_seconds = 0.96       # Length of each anchor / positive crop.
+    config.data.noise_std = 0.001         # Gaussian noise added to the (L2-normalised) positive.
+    config.data.shuffle_buffer = 4096     # Clips in the per-process shuffle buffer.
+    config.data.num_clips = 0             # Clips per epoch; 0 counts the shards' records at start.
+
+    config.train = ml_collections.ConfigDict()
+    config.train.batch_size = 2048        # Global pairs per step (256 per device on 8 devices).
+    config.train.num_epochs = 50.0        # Length in epochs of num_clips...
+    config.train.total_steps = 0          # ...unless positive: then exactly this many steps.
+    config.train.warmup_epochs = 5.0      # Linear warm-up, then cosine decay to 0.
+    config.train.base_learning_rate = 5e-4  # Peak lr = this * batch_size / 256.
+    config.train.weight_decay = 1e-6      # AdamW decoupled weight decay.
+    # sync: BatchNorm statistics over the global batch (mean over devices);
+    # per_device: each device normalises by its own batch, running averages then averaged.
+    config.train.batch_norm = "sync"
+    config.train.log_every_steps = 50     # Loss / lr / throughput / ETA lines and TensorBoard.
+    config.train.checkpoint_every_steps = 1000  # Also saved at the end and on preemption.
+    config.train.keep_checkpoints = 3     # Most recent checkpoints kept in the workdir.
+    return config
+
+
+def _check_choice(path: str, value, choices):
+    if value not in choices:
+        raise ValueError(f"config.{path}={value!r} is not valid; choose one of {list(choices)}")
+
+
+def _check_positive(path: str, value, allow_zero: bool = False):
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        raise TypeError(f"config.{path} must be a number, got {type(value).__name__} {value!r}")
+    if value < 0 or (value == 0 and not allow_zero):
+        bound = ">= 0" if allow_zero else "> 0"
+        raise ValueError(f"config.{path} must be {bound}, got {value!r}")
+
+
+def _check_no_unknown_fields(config, reference, prefix: str = ""):
+    for key in config.keys():
+        path = f"{prefix}{key}"
+        if key not in reference:
+            raise ValueError(f"config.{path} is not a known field; known fields here: {sorted(reference.keys())}")
+        if isinstance(reference[key], ml_collections.ConfigDict) and key not in ("frontend", "encoder"):
+            _check_no_unknown_fields(config[key], reference[key], prefix=f"{path}.")
+
+
+def validate_config(config: ml_collections.ConfigDict, num_devices: int) -> None:
+    """Raises a ValueError/TypeError naming the first bad field. Call before any compile."""
+    _check_no_unknown_fields(config, pretraining_config())
+    if "name" not in config.frontend:
+        raise ValueError("config.frontend.name is missing")
+    if "name" not in config.encoder:
+        raise ValueError("config.encoder.name is missing")
+    _check_choice("encoder.dtype", config.encoder.get("dtype", "float32"), ENCODER_DTYPES)
+    _check_choice("model.negatives", config.model.negatives, NEGATIVES)
+    _check_choice("model.similarity", config.model.similarity, ("bilinear", "dot"))
+    _check_choice("train.batch_norm", config.train.batch_norm, BATCH_NORM_MODES)
+    for path in ("model.embedding_dim", "model.temperature", "data.sample_rate", "data.crop_seconds",
+                 "data.shuffle_buffer", "train.batch_size", "train.base_learning_rate",
+                 "train.log_every_steps", "train.checkpoint_every_steps", "train.keep_checkpoints"):
+        section, field = path.split(".")
+        _check_positive(path, config[section][field])
+    for path in ("model.freq_masks", "model.freq_mask_width", "model.time_masks", "model.time_mask_width",
+                 "data.noise_std", "data.num_clips", "train.num_epochs", "train.total_steps",
+                 "train.warmup_epochs", "train.weight_decay"):
+        section, field = path.split(".")
+        _check_positive(path, config[section][field], allow_zero=True)
+    if config.train.batch_size % num_devices:
+        raise ValueError(f"config.train.batch_size={config.train.batch_size} does not divide over "
+                         f"{num_devices} devices; use a multiple of {num_devices}")
+    if config.train.total_steps == 0 and config.train.num_epochs == 0:
+        raise ValueError("config.train.num_epochs and config.train.total_steps are both 0: nothing to train")
+    if not config.data.train_shards:
+        raise ValueError("config.data.train_shards is empty: pass --config.data.train_shards=DIR_OR_GLOB")
+
+
+FRONTEND_INITS = ("mel", "random")
+
+
+def parse_config_arg(arg: str | None, config_file: str, allowed: dict[str, tuple[str, ...]]) -> dict[str, str]:
+    """Parses a config file's ':a,b' argument against named choices, in order.
+
+    `allowed` maps each positional option to its choices; the first choice is the default.
+    E.g. parse_config_arg('random', 'pretrain_leaf.py', {'init': ('mel', 'random')}).
+    """
+    values = [v for v in (arg or "").split(",") if v]
+    if len(values) > len(allowed):
+        raise ValueError(f"{config_file} takes at most {len(allowed)} argument(s) {list(allowed)}, got {arg!r}")
+    parsed = {}
+    for index, (name, choices) in enumerate(allowed.items()):
+        value = values[index] if index < len(values) else choices[0]
+        if value not in choices:
+            raise ValueError(f"{config_file}: {name}={value!r} is not valid; choose one of {list(choices)}")
+        parsed[name] = value
+    return parsed

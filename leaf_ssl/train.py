@@ -1,0 +1,159 @@
+"""Pretraining entry point.
+
+    python -m leaf_ssl.train --config configs/pretrain_leaf.py:random --workdir runs/leaf_random \
+        --config.data.train_shards=/data/audioset/pretrain --config.train.batch_size=512
+
+Resumes from the newest readable checkpoint in the workdir. Process 0 logs loss, learning
+rate, throughput and ETA, writes TensorBoard events and `metrics.jsonl` in the workdir.
+"""
+import json
+import time
+from pathlib import Path
+
+import jax
+import ml_collections
+import numpy as np
+from absl import app, flags, logging
+from ml_collections import config_flags
+
+from leaf_ssl import checkpointing, configuration, experiment, trainer
+from leaf_ssl.data import pipeline, sharding
+
+_CONFIG = config_flags.DEFINE_config_file("config", None, "Config file, e.g. configs/pretrain_leaf.py:random.")
+_WORKDIR = flags.DEFINE_string("workdir", None, "Folder for checkpoints, config.json, logs and TensorBoard events.")
+
+
+def _format_duration(seconds: float) -> str:
+    seconds = int(max(seconds, 0))
+    return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+
+
+class _MetricsLog:
+    """Averages the steps' metrics over each logging interval; writes only on process 0.
+
+    Metrics stay on device between log lines, so the loop never waits for a step to finish
+    except once per interval.
+    """
+
+    def __init__(self, workdir: Path, total_steps: int, crops_per_step: int):
+        self.enabled = jax.process_index() == 0
+        self.total_steps = total_steps
+        self.crops_per_step = crops_per_step
+        self.pending: list[dict] = []
+        self.history: list[dict] = []
+        self.interval_start = time.perf_counter()
+        self.jsonl = (workdir / "metrics.jsonl").open("a") if self.enabled else None
+        self.summary_writer = None
+        if self.enabled:
+            import tensorflow as tf  # only for TensorBoard event files
+            self.summary_writer = tf.summary.create_file_writer(str(workdir / "tensorboard"))
+
+    def add(self, metrics: dict) -> None:
+        self.pending.append(metrics)
+
+    def flush(self, step: int) -> dict | None:
+        if not self.pending:
+            return None
+        fetched = jax.device_get(self.pending)
+        elapsed = time.perf_counter() - self.interval_start
+        steps_per_second = len(fetched) / elapsed
+        record = {key: float(np.mean([m[key] for m in fetched])) for key in fetched[0]}
+        record["skipped"] = int(sum(m["finite"] == 0 for m in fetched))
+        record.update(step=step, steps_per_second=steps_per_second,
+                      crops_per_second=steps_per_second * self.crops_per_step)
+        self.history.append(record)
+        self.pending = []
+        if self.enabled:
+            eta = (self.total_steps - step) / max(steps_per_second, 1e-9)
+            logging.info("step %d/%d | loss %.4f | acc %.3f | lr %.3g | grad %.3g | %.2f steps/s | %.0f crops/s"
+                         " | skipped %d | ETA %s", step, self.total_steps, record["loss"], record["accuracy"],
+                         record["learning_rate"], record["grad_norm"], steps_per_second,
+                         record["crops_per_second"], record["skipped"], _format_duration(eta))
+            self.jsonl.write(json.dumps(record) + "\n")
+            self.jsonl.flush()
+            import tensorflow as tf
+            with self.summary_writer.as_default(step=step):
+                for key in ("loss", "accuracy", "learning_rate", "grad_norm", "crops_per_second"):
+                    tf.summary.scalar(key, record[key])
+        self.interval_start = time.perf_counter()
+        return record
+
+    def close(self) -> None:
+        if self.enabled:
+            self.jsonl.close()
+            self.summary_writer.close()
+
+
+def _abstract_state(state_fn, mesh):
+    """ShapeDtypeStructs of the train state, replicated on the mesh: orbax's restore target."""
+    shapes = jax.eval_shape(state_fn)
+    return jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=trainer.replicated(mesh)), shapes)
+
+
+def run_pretraining(config: ml_collections.ConfigDict, workdir: str | Path) -> list[dict]:
+    """Trains to config's last step (resuming if possible); returns the logged metric records."""
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    mesh = trainer.make_mesh()
+    configuration.validate_config(config, num_devices=mesh.size)
+    per_process_batch = config.train.batch_size // jax.process_count()
+    crop = experiment.crop_samples(config)
+
+    num_clips = config.data.num_clips or pipeline.count_clips(config.data.train_shards)
+    total_steps, warmup_steps = experiment.training_steps(config, num_clips)
+    model = experiment.build_model(config)
+    params_shape = jax.eval_shape(
+        lambda: trainer.init_variables(model, jax.random.key(0), crop))["params"]
+    optimizer, schedule = experiment.build_optimizer(config, model, params_shape, total_steps=total_steps,
+                                                     warmup_steps=warmup_steps)
+    expected_shapes = checkpointing.param_shapes(params_shape)
+    new_state = lambda: trainer.create_train_state(model, optimizer, seed=config.seed, crop_samples=crop, mesh=mesh)
+
+    store = checkpointing.CheckpointStore(workdir / "checkpoints", keep=config.train.keep_checkpoints)
+    restored = store.restore_latest_readable(_abstract_state(new_state, mesh), expected_shapes)
+    if restored is None:
+        state = new_state()
+        logging.info("new run in %s: %d clips per epoch, %d steps (%d warm-up), global batch %d pairs on %d devices",
+                     workdir, num_clips, total_steps, warmup_steps, config.train.batch_size, mesh.size)
+    else:
+        state, _ = restored
+        logging.info("resumed %s at step %d of %d", workdir, int(state.step), total_steps)
+    if jax.process_index() == 0:
+        checkpointing.write_config_json(workdir, config.to_dict())
+
+    start_step = int(state.step)
+    batches = pipeline.pretraining_dataset(
+        config.data.train_shards, per_process_batch=per_process_batch, crop_samples=crop, seed=config.seed,
+        noise_std=config.data.noise_std, shuffle_buffer=config.data.shuffle_buffer, start_batch=start_step)
+    train_step = trainer.make_train_step(model, optimizer, schedule, mesh, negatives=config.model.negatives)
+    log = _MetricsLog(workdir, total_steps, crops_per_step=2 * config.train.batch_size)
+    meta = lambda step: {"config": config.to_dict(), "step": step, "data_position": step,
+                         "param_shapes": expected_shapes}
+
+    batch_iterator = iter(batches)
+    for step in range(start_step, total_steps):
+        batch = sharding.to_global_batch(next(batch_iterator), mesh)
+        state, metrics = train_step(state, batch)
+        log.add(metrics)
+        done = step + 1
+        if done % config.train.log_every_steps == 0 or done == total_steps:
+            log.flush(done)
+        if done % config.train.checkpoint_every_steps == 0 or done == total_steps:
+            store.save(done, state, meta(done))
+    store.wait()
+    store.close()
+    log.close()
+    return log.history
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    if _WORKDIR.value is None:
+        raise app.UsageError("--workdir is required")
+    run_pretraining(_CONFIG.value, _WORKDIR.value)
+
+
+if __name__ == "__main__":
+    flags.mark_flags_as_required(["config"])
+    app.run(main)
