@@ -1,0 +1,147 @@
+"""The shard_map train step on 8 fake CPU devices, against single-device references."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+from jax.sharding import NamedSharding, PartitionSpec as P
+
+from leaf_ssl import cola, experiment, trainer
+from tests.tiny_config import tiny_config
+
+NUM_DEVICES = 8
+
+
+@pytest.fixture(scope="module")
+def mesh():
+    assert jax.device_count() == NUM_DEVICES, "tests/conftest.py must give 8 fake CPU devices"
+    return trainer.make_mesh()
+
+
+def _batch(mesh, config, seed=0):
+    rng = np.random.default_rng(seed)
+    samples = experiment.crop_samples(config)
+    anchor = rng.standard_normal((config.train.batch_size, samples)).astype(np.float32) * 0.1
+    positive = anchor + 0.05 * rng.standard_normal(anchor.shape).astype(np.float32)
+    sharding = NamedSharding(mesh, P(trainer.DATA_AXIS))
+    return {"anchor": jax.device_put(anchor, sharding), "positive": jax.device_put(positive, sharding)}
+
+
+def _sgd_step(config, mesh, negatives):
+    """One sharded step with plain SGD(lr=1), so new params = params - gradient exactly."""
+    model = experiment.build_model(config)
+    optimizer = optax.sgd(1.0)
+    state = trainer.create_train_state(model, optimizer, seed=0, crop_samples=experiment.crop_samples(config),
+                                       mesh=mesh)
+    params_before = jax.device_get(state.params)
+    batch_stats_before = jax.device_get(state.batch_stats)
+    step = trainer.make_train_step(model, optimizer, optax.constant_schedule(1.0), mesh, negatives=negatives)
+    new_state, metrics = step(state, _batch(mesh, config))
+    gradient = jax.tree.map(lambda old, new: old - new, params_before, jax.device_get(new_state.params))
+    return params_before, batch_stats_before, gradient, jax.device_get(new_state.batch_stats), metrics
+
+
+def _reference_loss(config, params, batch_stats, anchor, positive, negatives):
+    """The same objective written without devices: the whole batch in one program.
+
+    global negatives: one (B, B) cross-entropy. local: the mean of the 8 diagonal blocks'
+    cross-entropies, each block a device's pairs against its own positives.
+    """
+    model = experiment.build_model(config, data_parallel=False)
+    (logits, _), mutated = model.apply({"params": params, "batch_stats": batch_stats}, anchor, positive,
+                                       train=True, mutable=["batch_stats"])
+    if negatives == "global":
+        return cola.contrastive_loss(logits, jnp.arange(len(logits))), mutated["batch_stats"]
+    block = len(logits) // NUM_DEVICES
+    losses = [cola.contrastive_loss(logits[i * block:(i + 1) * block, i * block:(i + 1) * block],
+                                    jnp.arange(block)) for i in range(NUM_DEVICES)]
+    return jnp.mean(jnp.stack(losses)), mutated["batch_stats"]
+
+
+@pytest.mark.parametrize("negatives", ["local", "global"])
+def test_sharded_step_equals_single_device_computation(mesh, negatives):
+    config = tiny_config("leaf")
+    # Deterministic per-example work only: masks and drop-path draw device-dependent randomness.
+    config.model.freq_masks = config.model.time_masks = 0
+    config.model.negatives = negatives
+    params, batch_stats, gradient, new_batch_stats, metrics = _sgd_step(config, mesh, negatives)
+
+    batch = jax.device_get(_batch(mesh, config))
+    (loss, expected_batch_stats), expected_gradient = jax.value_and_grad(
+        lambda p: _reference_loss(config, p, batch_stats, batch["anchor"], batch["positive"], negatives),
+        has_aux=True)(params)
+    np.testing.assert_allclose(float(metrics["loss"]), float(loss), rtol=1e-5)
+    flat_expected = jax.tree_util.tree_leaves_with_path(expected_gradient)
+    flat_actual = jax.tree.leaves(gradient)
+    for (path, expected), actual in zip(flat_expected, flat_actual):
+        scale = np.abs(expected).max() + 1e-8
+        np.testing.assert_allclose(actual, expected, atol=2e-4 * scale, rtol=2e-3,
+                                   err_msg=jax.tree_util.keystr(path))
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6),
+                 new_batch_stats, jax.device_get(expected_batch_stats))
+
+
+def test_global_and_local_losses_differ_and_global_is_harder(mesh):
+    losses = {}
+    for negatives in ("local", "global"):
+        config = tiny_config("leaf")
+        config.model.negatives = negatives
+        losses[negatives] = float(_sgd_step(config, mesh, negatives)[-1]["loss"])
+    # At init the logits are near-uniform: log(#candidates) is 8x larger for global negatives.
+    assert losses["global"] > losses["local"]
+    np.testing.assert_allclose(losses["global"] - losses["local"], np.log(NUM_DEVICES), rtol=0.2)
+
+
+@pytest.mark.parametrize("frontend", ["leaf", "sincnet", "sincnet_plus", "mel"])
+def test_one_adamw_step_per_frontend(mesh, frontend):
+    config = tiny_config(frontend)
+    model = experiment.build_model(config)
+    crop = experiment.crop_samples(config)
+    params = trainer.init_variables(model, jax.random.key(0), crop)["params"]
+    optimizer, schedule = experiment.build_optimizer(config, model, params, total_steps=10, warmup_steps=0)
+    state = trainer.create_train_state(model, optimizer, seed=0, crop_samples=crop, mesh=mesh)
+    before = jax.device_get(state.params)
+    step = trainer.make_train_step(model, optimizer, schedule, mesh)
+    state, metrics = step(state, _batch(mesh, config))
+    assert int(state.step) == 1 and float(metrics["finite"]) == 1.0
+    assert np.isfinite(float(metrics["loss"])) and float(metrics["grad_norm"]) > 0
+    changed = jax.tree.map(lambda a, b: bool(np.any(a != b)), before, jax.device_get(state.params))
+    assert any(jax.tree.leaves(changed["encoder"])) and any(jax.tree.leaves(changed["projection"]))
+    if frontend != "mel":
+        assert any(jax.tree.leaves(changed["frontend"])), "the learnable frontend must be updated"
+    else:
+        assert "frontend" not in changed
+
+
+def test_frozen_filterbank_stays_put(mesh):
+    config = tiny_config("leaf")
+    config.frontend.learn_filters = False
+    model = experiment.build_model(config)
+    crop = experiment.crop_samples(config)
+    params = trainer.init_variables(model, jax.random.key(0), crop)["params"]
+    optimizer, schedule = experiment.build_optimizer(config, model, params, total_steps=10, warmup_steps=0)
+    state = trainer.create_train_state(model, optimizer, seed=0, crop_samples=crop, mesh=mesh)
+    before = jax.device_get(state.params["frontend"])
+    state, _ = trainer.make_train_step(model, optimizer, schedule, mesh)(state, _batch(mesh, config))
+    after = jax.device_get(state.params["frontend"])
+    np.testing.assert_array_equal(after["filterbank"]["gabor"], before["filterbank"]["gabor"])
+    assert np.any(after["compression"]["alpha"] != before["compression"]["alpha"])
+
+
+def test_non_finite_batch_is_skipped_and_counted(mesh):
+    config = tiny_config("leaf")
+    model = experiment.build_model(config)
+    crop = experiment.crop_samples(config)
+    params = trainer.init_variables(model, jax.random.key(0), crop)["params"]
+    optimizer, schedule = experiment.build_optimizer(config, model, params, total_steps=10, warmup_steps=0)
+    state = trainer.create_train_state(model, optimizer, seed=0, crop_samples=crop, mesh=mesh)
+    before = jax.device_get(state)
+    batch = jax.device_get(_batch(mesh, config))
+    batch["anchor"][3, 100] = np.nan
+    sharding = NamedSharding(mesh, P(trainer.DATA_AXIS))
+    batch = {k: jax.device_put(v, sharding) for k, v in batch.items()}
+    state, metrics = trainer.make_train_step(model, optimizer, schedule, mesh)(state, batch)
+    assert float(metrics["finite"]) == 0.0
+    assert int(state.skipped_steps) == 1 and int(state.step) == 1
+    jax.tree.map(np.testing.assert_array_equal, before.params, jax.device_get(state.params))
+    jax.tree.map(np.testing.assert_array_equal, before.batch_stats, jax.device_get(state.batch_stats))
