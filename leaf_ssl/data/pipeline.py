@@ -1,0 +1,309 @@
+"""The tf.data input pipeline of contrastive pretraining: pairs of random crops of each clip.
+
+Stages, per process (each process reads only its own shards, ``files[process_index::process_count]``):
+
+1. epoch ``e`` (counting from 0, repeating forever): shard order permuted, shards interleaved,
+   records shuffled; all seeded by (seed, process, e), so each epoch has a different order and
+   every run with the same seed has the same one;
+2. each serialized record gets its position ``i`` inside its epoch and is parsed and validated
+   (no audio decoding yet); corrupt records are dropped and counted (see below);
+3. ``start_batch`` whole batches of valid records are skipped here, before any audio work;
+4. two independent crops of ``crop_samples`` are cut from each clip at random starts drawn with
+   stateless random ops keyed by (seed, process, e, i): so a clip's crops do not depend on how
+   many batches were skipped or on thread scheduling. A clip shorter than a crop is zero-padded
+   at its end (both crops then start at 0);
+5. batches of ``per_process_batch`` pairs: crops decoded from int16, each L2-normalised
+   (`tf.math.l2_normalize`: silence stays zero, never NaN), Gaussian noise of ``noise_std``
+   added to the positives, keyed by (seed, process, batch number).
+
+Corrupt records (not a tf.train.Example, no ``audio``, an odd or zero byte count, a
+``sample_rate`` other than 16000) never stop a run. They are counted exactly: a gap in the record
+positions ``i`` of the surviving records (plus an end-of-epoch marker for gaps at the end) is
+the number dropped; each batch carries the count of records dropped since the previous batch,
+and `PretrainingBatches` adds it to ``skipped_records`` and logs a warning. A shard file
+damaged at the TFRecord level (truncated, bad checksum) ends at the damage with TensorFlow's
+logged warning; the records after it cannot be read, so they are not counted.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import time
+from typing import Iterator
+
+import jax
+import numpy as np
+import tensorflow as tf
+
+from leaf_ssl.data.audio import SAMPLE_RATE
+from leaf_ssl.data.records import INT16_SCALE, list_shards
+
+logger = logging.getLogger(__name__)
+
+CROP_SAMPLES = 15360
+"""0.96 s at 16 kHz, the COLA crop length."""
+
+# Domains of the stateless random keys, so that no two uses of randomness share a key.
+_ORDER, _CROPS, _NOISE = 0, 1, 2
+
+_PARSE_FEATURES = {
+    "audio": tf.io.FixedLenFeature([], tf.string),
+    "sample_rate": tf.io.FixedLenFeature([], tf.int64, default_value=SAMPLE_RATE),
+}
+
+
+class PretrainingBatches:
+    """An endless iterator of NumPy batches ``{'anchor': (B, crop), 'positive': (B, crop)}``, float32.
+
+    Attributes:
+      dataset: the underlying `tf.data.Dataset` (its elements also hold ``skipped_records``).
+      files: this process's shard files.
+      records_per_epoch: valid records in those files; one epoch is this many pairs.
+      skipped_records: corrupt records dropped so far, up to the last batch returned.
+    """
+
+    def __init__(self, dataset: tf.data.Dataset, files: list[str], records_per_epoch: int):
+        self.dataset = dataset
+        self.files = files
+        self.records_per_epoch = records_per_epoch
+        self.skipped_records = 0
+        self._batches = dataset.as_numpy_iterator()
+
+    def __iter__(self) -> "PretrainingBatches":
+        return self
+
+    def __next__(self) -> dict[str, np.ndarray]:
+        batch = next(self._batches)
+        skipped = int(batch.pop("skipped_records"))
+        if skipped:
+            self.skipped_records += skipped
+            logger.warning("skipped %d corrupt record(s); %d so far", skipped, self.skipped_records)
+        return batch
+
+
+def pretraining_dataset(
+    path_or_pattern: str | os.PathLike,
+    *,
+    per_process_batch: int,
+    seed: int,
+    crop_samples: int = CROP_SAMPLES,
+    process_index: int | None = None,
+    process_count: int | None = None,
+    noise_std: float = 0.001,
+    normalize: bool = True,
+    shuffle_buffer: int = 4096,
+    interleave_cycle: int = 8,
+    start_batch: int = 0,
+) -> PretrainingBatches:
+    """Builds this process's endless stream of (anchor, positive) crop batches.
+
+    Args:
+      path_or_pattern: a directory of ``*.tfrecord`` shards or a glob pattern.
+      per_process_batch: pairs per batch on this process (global batch: this x process_count).
+      seed: the run's seed; the same seed gives the same batches, run after run.
+      crop_samples: samples per crop (0.96 s).
+      process_index, process_count: this process's share of the shards; default to
+        `jax.process_index()` and `jax.process_count()`.
+      noise_std: standard deviation of the Gaussian noise added to the positives (0 disables).
+      normalize: L2-normalise each crop; tests switch it off to see raw samples.
+      shuffle_buffer: records in the shuffle buffer (serialized clips, so memory is about
+        shuffle_buffer x clip bytes).
+      interleave_cycle: shards read concurrently.
+      start_batch: resume point: the stream yields exactly the batches a fresh run yields from
+        batch ``start_batch`` on. Whole epochs are skipped by number; within an epoch the
+        records are skipped before decoding.
+
+    Raises:
+      FileNotFoundError: no shards match `path_or_pattern`.
+      ValueError: fewer shards than processes, no valid record in this process's shards, or a
+        bad argument.
+    """
+    if per_process_batch < 1 or crop_samples < 1 or start_batch < 0 or noise_std < 0:
+        raise ValueError(
+            f"need per_process_batch >= 1, crop_samples >= 1, start_batch >= 0, noise_std >= 0; got "
+            f"{per_process_batch}, {crop_samples}, {start_batch}, {noise_std}"
+        )
+    process, process_count = _resolve_process(process_index, process_count)
+    files = local_shards(path_or_pattern, process, process_count)
+    records_per_epoch = count_valid_records(files)
+    if records_per_epoch == 0:
+        raise ValueError(f"no valid records in the shards of process {process}: {files}")
+    logger.info("process %d: %d shards, %d clips per epoch", process, len(files), records_per_epoch)
+
+    records_to_skip = start_batch * per_process_batch
+    run_key = tf.constant([seed, process], tf.int64)
+
+    def epoch_records(epoch):
+        return _epoch_records(files, run_key, epoch, shuffle_buffer, interleave_cycle)
+
+    clips = (
+        tf.data.Dataset.counter(records_to_skip // records_per_epoch)
+        .flat_map(epoch_records)
+        .scan((tf.constant(0, tf.int64), tf.constant(0, tf.int64)), _count_gaps)
+        .filter(lambda element: tf.logical_not(element["end_of_epoch"]))
+        .skip(records_to_skip % records_per_epoch)
+    )
+    crop_pairs = clips.map(
+        lambda element: _cut_crop_pair(element, run_key, crop_samples),
+        num_parallel_calls=tf.data.AUTOTUNE,
+        deterministic=True,
+    )
+    batches = (
+        crop_pairs.batch(per_process_batch, drop_remainder=True)
+        .enumerate(start=start_batch)
+        .map(
+            lambda batch_number, batch: _finish_batch(batch_number, batch, run_key, crop_samples, noise_std, normalize),
+            num_parallel_calls=tf.data.AUTOTUNE,
+            deterministic=True,
+        )
+        .prefetch(tf.data.AUTOTUNE)
+    )
+    options = tf.data.Options()
+    options.deterministic = True
+    return PretrainingBatches(batches.with_options(options), files, records_per_epoch)
+
+
+def local_shards(
+    path_or_pattern: str | os.PathLike, process_index: int | None = None, process_count: int | None = None
+) -> list[str]:
+    """This process's shards: ``list_shards(path)[process_index::process_count]``.
+
+    Raises:
+      FileNotFoundError: no shards found.
+      ValueError: fewer shards than processes (some process would have no data).
+    """
+    index, count = _resolve_process(process_index, process_count)
+    files = list_shards(path_or_pattern)
+    if len(files) < count:
+        raise ValueError(
+            f"{len(files)} shard(s) in {os.fspath(path_or_pattern)!r} for {count} processes: every process "
+            "needs at least one shard; write the data with more shards"
+        )
+    return files[index::count]
+
+
+def count_valid_records(files: list[str]) -> int:
+    """Counts the records of `files` that parse and validate (one pass over the serialized bytes)."""
+    records = tf.data.TFRecordDataset(files, num_parallel_reads=tf.data.AUTOTUNE).ignore_errors()
+    valid = records.map(lambda record: _parse_audio(record)[1], num_parallel_calls=tf.data.AUTOTUNE).ignore_errors()
+    return int(valid.reduce(tf.constant(0, tf.int64), lambda count, ok: count + tf.cast(ok, tf.int64)))
+
+
+def _resolve_process(process_index: int | None, process_count: int | None) -> tuple[int, int]:
+    if process_index is None or process_count is None:
+        process_index = jax.process_index() if process_index is None else process_index
+        process_count = jax.process_count() if process_count is None else process_count
+    if not 0 <= process_index < process_count:
+        raise ValueError(f"process_index {process_index} is not in [0, {process_count})")
+    return process_index, process_count
+
+
+def _derive_seed(key: tf.Tensor, *data) -> tf.Tensor:
+    """A new stateless-RNG key [2] from `key` and integers, independent for distinct data."""
+    for value in data:
+        key = tf.random.experimental.stateless_fold_in(key, tf.cast(value, tf.int64))
+    return key
+
+
+def _epoch_records(files, run_key, epoch, shuffle_buffer, interleave_cycle) -> tf.data.Dataset:
+    """One epoch's records in shuffled order, parsed, plus an end-of-epoch marker.
+
+    Elements: dicts with epoch, position (of the serialized record in this epoch's order),
+    audio (bytes), end_of_epoch. Corrupt records are already dropped: their positions are gaps.
+    """
+    epoch_key = _derive_seed(run_key, _ORDER, epoch)
+    shuffled_files = tf.random.experimental.stateless_shuffle(tf.constant(files), _derive_seed(epoch_key, 0))
+    shuffle_seed = tf.random.stateless_uniform([], _derive_seed(epoch_key, 1), minval=None, maxval=None, dtype=tf.int64)
+    records = (
+        tf.data.Dataset.from_tensor_slices(shuffled_files)
+        .interleave(
+            # A damaged file ends at the damage (TF logs it) instead of failing the run.
+            lambda path: tf.data.TFRecordDataset(path).ignore_errors(log_warning=True),
+            cycle_length=min(interleave_cycle, len(files)),
+            num_parallel_calls=tf.data.AUTOTUNE,
+            deterministic=True,
+        )
+        .shuffle(shuffle_buffer, seed=shuffle_seed, reshuffle_each_iteration=False)
+    )
+    # The marker is enumerated after the last record, so its position is the epoch's record count.
+    with_marker = records.map(lambda record: (record, False)).concatenate(
+        tf.data.Dataset.from_tensors((tf.constant(b""), True))
+    )
+
+    def parse(position, record_and_marker):
+        record, end_of_epoch = record_and_marker
+        audio, valid = tf.cond(
+            end_of_epoch, lambda: (tf.constant(b""), tf.constant(True)), lambda: _parse_audio(record)
+        )
+        element = {"epoch": epoch, "position": position, "audio": audio, "end_of_epoch": end_of_epoch}
+        return element, valid
+
+    return (
+        with_marker.enumerate()
+        .map(parse, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        .ignore_errors()  # unparsable records: dropped here, counted by `_count_gaps`
+        .filter(lambda element, valid: valid)
+        .map(lambda element, valid: element)
+    )
+
+
+def _parse_audio(record: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    """(audio bytes, is valid); raises InvalidArgumentError for bytes that are not an Example."""
+    features = tf.io.parse_single_example(record, _PARSE_FEATURES)
+    length = tf.strings.length(features["audio"])
+    valid = (length > 0) & (length % 2 == 0) & (features["sample_rate"] == SAMPLE_RATE)
+    return features["audio"], valid
+
+
+def _count_gaps(state, element):
+    """Scan step: attaches to each record the number of records dropped since the previous one.
+
+    State: (next expected position, drops not yet attached to a record). Drops at the end of
+    an epoch show up as a gap before the epoch's end marker and move on to the next record.
+    """
+    expected_position, pending = state
+    dropped = pending + element["position"] - expected_position
+    if_end = (tf.constant(0, tf.int64), dropped)
+    if_record = (element["position"] + 1, tf.constant(0, tf.int64))
+    new_state = tf.cond(element["end_of_epoch"], lambda: if_end, lambda: if_record)
+    output = dict(element, skipped_records=tf.where(element["end_of_epoch"], tf.constant(0, tf.int64), dropped))
+    return new_state, output
+
+
+def _cut_crop_pair(element, run_key, crop_samples):
+    """Cuts two crops, as int16 byte strings, at independent uniform starts inside the clip."""
+    clip_samples = tf.cast(tf.strings.length(element["audio"]), tf.int64) // 2
+    last_start = tf.maximum(clip_samples - crop_samples, 0)
+    clip_key = _derive_seed(run_key, _CROPS, element["epoch"], element["position"])
+    crops = []
+    for crop_index in range(2):
+        start = tf.random.stateless_uniform(
+            [], _derive_seed(clip_key, crop_index), minval=0, maxval=last_start + 1, dtype=tf.int64
+        )
+        # Byte-level cut: only the crop is copied and decoded, never the whole clip.
+        crops.append(tf.strings.substr(element["audio"], 2 * start, 2 * crop_samples))
+    return {"anchor": crops[0], "positive": crops[1], "skipped_records": element["skipped_records"]}
+
+
+def _finish_batch(batch_number, batch, run_key, crop_samples, noise_std, normalize):
+    """Decodes a batch of crop byte strings (zero-padding short ones), normalises, adds noise."""
+
+    def decode(crops):
+        pcm = tf.io.decode_raw(crops, tf.int16, little_endian=True, fixed_length=2 * crop_samples)
+        waveform = tf.cast(pcm, tf.float32) / INT16_SCALE
+        return tf.math.l2_normalize(waveform, axis=-1) if normalize else waveform
+
+    anchor, positive = decode(batch["anchor"]), decode(batch["positive"])
+    if noise_std > 0:
+        noise_key = _derive_seed(run_key, _NOISE, batch_number)
+        positive += noise_std * tf.random.stateless_normal(tf.shape(positive), noise_key)
+    return {"anchor": anchor, "positive": positive, "skipped_records": tf.reduce_sum(batch["skipped_records"])}
+
+
+def crops_per_second(batches: Iterator[dict[str, np.ndarray]], num_batches: int = 50) -> float:
+    """Measures a pipeline's throughput in crops (2 per pair) per second, after one warm-up batch."""
+    first = next(batches)
+    start = time.perf_counter()
+    for _ in range(num_batches):
+        next(batches)
+    return 2 * num_batches * len(first["anchor"]) / (time.perf_counter() - start)
