@@ -1,0 +1,109 @@
+"""Strided pooling over time with TF 'SAME' alignment: LEAF's Gaussian lowpass and SincNet's max-pool.
+
+Inputs and outputs are channels-first, (batch, channels, time), so that every reduction runs over the
+contiguous time axis. Both poolings are computed on stride-long blocks instead of as a strided
+convolution. The 'SAME'-padded signal is cut into blocks of `stride` samples; frame i starts on block i
+and spans J = ceil(window / stride) consecutive blocks (3 for window 401, stride 160). So with the window
+zero-padded to J*stride taps and cut the same way,
+
+    partial_j[b, c, n] = sum_{m<stride} blocks[b, c, n, m] * w[c, j, m]      (every block n, each j < J)
+    y[b, c, i]         = sum_{j<J} partial_j[b, c, i + j]
+
+J fused multiply-reduce passes over the signal, forward and backward. XLA's grouped strided convolution
+with a 401-tap kernel, the obvious alternative, was measured 30x slower than the whole filterbank
+(DESIGN.md section 6), mostly in its input gradient.
+"""
+
+from __future__ import annotations
+
+import flax.linen as nn
+import jax.numpy as jnp
+
+from leaf_ssl.frontends import constraints, filters
+from leaf_ssl.frontends.framing import blocks_per_window, num_frames, same_padding, split_into_blocks
+
+# Initial Gaussian lowpass sigma of the reference LEAF (relative to the half-window; ~ a Hann window).
+POOLING_SIGMA_INIT = 0.4
+
+
+def _same_padded_blocks(x: jnp.ndarray, window: int, stride: int, fill: float):
+    """'SAME'-pads (batch, channels, samples) and cuts it into (batch, channels, n_blocks, stride).
+
+    The end is padded further (with `fill`) so that the last frame's J blocks all exist.
+    """
+    samples = x.shape[-1]
+    frames = num_frames(samples, stride)
+    n_window_blocks = blocks_per_window(window, stride)
+    pad_before, _ = same_padding(samples, window, stride)
+    pad_after = (frames - 1 + n_window_blocks) * stride - pad_before - samples
+    padded = jnp.pad(x, ((0, 0), (0, 0), (pad_before, pad_after)), constant_values=fill)
+    return split_into_blocks(padded, stride, axis=2), frames, n_window_blocks
+
+
+def weighted_pool(x: jnp.ndarray, windows: jnp.ndarray, stride: int) -> jnp.ndarray:
+    """Per-channel strided weighted sum, 'SAME' alignment (a depthwise strided conv, without the conv).
+
+        y[b, c, i] = sum_{k<K} x_pad[b, c, i*stride + k] * windows[c, k]
+
+    Args:
+      x: (batch, channels, samples).
+      windows: (channels, K) per-channel pooling windows.
+      stride: hop in samples.
+
+    Returns:
+      (batch, channels, ceil(samples / stride)).
+    """
+    channels, window = windows.shape
+    blocks, frames, n_window_blocks = _same_padded_blocks(x, window, stride, 0.0)
+    padded_windows = jnp.pad(windows, ((0, 0), (0, n_window_blocks * stride - window)))
+    window_blocks = padded_windows.reshape(channels, n_window_blocks, stride)
+    pooled = 0.0
+    for j in range(n_window_blocks):
+        # Reduce every block, then shift: slicing before the reduction makes XLA's CPU reduce ~50x slower.
+        partial = jnp.sum(blocks * window_blocks[None, :, None, j, :], axis=-1)
+        pooled = pooled + partial[:, :, j:j + frames]
+    return pooled
+
+
+def max_pool(x: jnp.ndarray, window: int, stride: int) -> jnp.ndarray:
+    """Max over each 'SAME' window, padding ignored (as `tf.nn.max_pool1d(padding='SAME')`).
+
+    Args:
+      x: (batch, channels, samples).
+
+    Returns:
+      (batch, channels, ceil(samples / stride)).
+    """
+    blocks, frames, n_window_blocks = _same_padded_blocks(x, window, stride, -jnp.inf)
+    pooled = None
+    for j in range(n_window_blocks):
+        taps_in_block = min(stride, window - j * stride)  # the last block is only partly in the window
+        partial = jnp.max(blocks[..., :taps_in_block], axis=-1)[:, :, j:j + frames]
+        pooled = partial if pooled is None else jnp.maximum(pooled, partial)
+    return pooled
+
+
+class GaussianLowpass(nn.Module):
+    """LEAF's learnable per-channel Gaussian lowpass, window `window`, hop `stride`, 'SAME' aligned.
+
+        y[b, c, i] = sum_{t<K} x_pad[b, c, i*stride + t] * exp(-0.5 ((t - (K-1)/2) / (s_c (K-1)/2))^2)
+
+    with s_c = clip(sigma_c, 2/K, 0.5) (`constraints.constrain_pooling_sigma`). The window is not
+    normalised, as in the reference. Channels-first in and out: (batch, channels, samples) ->
+    (batch, channels, frames). Parameter: `sigma` (channels,), initialised to `sigma_init`.
+
+    Attributes:
+      window: K, the window length in samples.
+      stride: hop in samples.
+      sigma_init: initial sigma of every channel.
+    """
+    window: int
+    stride: int
+    sigma_init: float = POOLING_SIGMA_INIT
+
+    @nn.compact
+    def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
+        sigma = self.param("sigma", nn.initializers.constant(self.sigma_init), (x.shape[1],),
+                           jnp.float32)
+        sigma = constraints.constrain_pooling_sigma(sigma, self.window)
+        return weighted_pool(x, filters.gaussian_lowpass_windows(sigma, self.window), self.stride)
