@@ -8,10 +8,13 @@ Layout under the run's workdir:
 
 The parameter shapes in `meta` let a restore refuse, with a readable message, a checkpoint of
 another architecture before orbax is asked to fit mismatched arrays. A latest checkpoint that
-cannot be read (killed mid-write, truncated files) is reported and the previous one is used.
+cannot be read (killed mid-write, truncated files) is reported, moved to
+`unreadable_checkpoints/`, and the previous one is used.
 """
 import json
 import logging
+import shutil
+import time
 from pathlib import Path
 from typing import Any
 
@@ -90,9 +93,19 @@ class CheckpointStore:
             except CheckpointError:
                 raise
             except Exception as error:  # orbax raises many types for torn or truncated files
-                logging.warning("checkpoint %s/%d is unreadable (%s: %s); trying the previous one",
-                                self.directory, step, type(error).__name__, str(error)[:300])
+                aside = self._set_aside(step)
+                logging.warning("checkpoint %s/%d is unreadable (%s: %s); moved to %s, trying the previous one",
+                                self.directory, step, type(error).__name__, str(error)[:300], aside)
         return None
+
+    def _set_aside(self, step: int) -> Path:
+        """Moves an unreadable step out of the manager's folder (kept for inspection), so the
+        resumed run can write that step again."""
+        aside = self.directory.parent / "unreadable_checkpoints" / f"{step}-{int(time.time())}"
+        aside.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(str(self.directory / str(step)), aside)
+        self._manager.reload()
+        return aside
 
     def wait(self) -> None:
         self._manager.wait_until_finished()

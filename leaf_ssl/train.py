@@ -7,6 +7,7 @@ Resumes from the newest readable checkpoint in the workdir. Process 0 logs loss,
 rate, throughput and ETA, writes TensorBoard events and `metrics.jsonl` in the workdir.
 """
 import json
+import logging as std_logging
 import time
 from pathlib import Path
 
@@ -41,22 +42,28 @@ class _MetricsLog:
         self.crops_per_step = crops_per_step
         self.pending: list[dict] = []
         self.history: list[dict] = []
-        self.interval_start = time.perf_counter()
+        self.restart_interval()
         self.jsonl = (workdir / "metrics.jsonl").open("a") if self.enabled else None
         self.summary_writer = None
         if self.enabled:
             import tensorflow as tf  # only for TensorBoard event files
             self.summary_writer = tf.summary.create_file_writer(str(workdir / "tensorboard"))
 
+    def restart_interval(self) -> None:
+        """Starts timing afresh, e.g. after the first step, which includes compilation."""
+        self.interval_start = time.perf_counter()
+        self.timed_steps = 0
+
     def add(self, metrics: dict) -> None:
         self.pending.append(metrics)
+        self.timed_steps += 1
 
     def flush(self, step: int) -> dict | None:
         if not self.pending:
             return None
         fetched = jax.device_get(self.pending)
         elapsed = time.perf_counter() - self.interval_start
-        steps_per_second = len(fetched) / elapsed
+        steps_per_second = self.timed_steps / max(elapsed, 1e-9)
         record = {key: float(np.mean([m[key] for m in fetched])) for key in fetched[0]}
         record["skipped"] = int(sum(m["finite"] == 0 for m in fetched))
         record.update(step=step, steps_per_second=steps_per_second,
@@ -75,13 +82,22 @@ class _MetricsLog:
             with self.summary_writer.as_default(step=step):
                 for key in ("loss", "accuracy", "learning_rate", "grad_norm", "crops_per_second"):
                     tf.summary.scalar(key, record[key])
-        self.interval_start = time.perf_counter()
+        self.restart_interval()
         return record
 
     def close(self) -> None:
         if self.enabled:
             self.jsonl.close()
             self.summary_writer.close()
+
+
+def _count_clips(train_shards: str) -> int:
+    """Valid clips in all processes' shards: each process counts its own, then they add up."""
+    local = pipeline.count_valid_records(pipeline.local_shards(train_shards))
+    if jax.process_count() == 1:
+        return local
+    from jax.experimental import multihost_utils
+    return int(np.sum(multihost_utils.process_allgather(np.asarray(local))))
 
 
 def _abstract_state(state_fn, mesh):
@@ -99,7 +115,7 @@ def run_pretraining(config: ml_collections.ConfigDict, workdir: str | Path) -> l
     per_process_batch = config.train.batch_size // jax.process_count()
     crop = experiment.crop_samples(config)
 
-    num_clips = config.data.num_clips or pipeline.count_clips(config.data.train_shards)
+    num_clips = config.data.num_clips or _count_clips(config.data.train_shards)
     total_steps, warmup_steps = experiment.training_steps(config, num_clips)
     model = experiment.build_model(config)
     params_shape = jax.eval_shape(
@@ -131,10 +147,15 @@ def run_pretraining(config: ml_collections.ConfigDict, workdir: str | Path) -> l
                          "param_shapes": expected_shapes}
 
     batch_iterator = iter(batches)
+    run_start = time.perf_counter()
     for step in range(start_step, total_steps):
         batch = sharding.to_global_batch(next(batch_iterator), mesh)
         state, metrics = train_step(state, batch)
         log.add(metrics)
+        if step == start_step:
+            jax.block_until_ready(metrics)
+            log.restart_interval()
+            logging.info("first step compiled and ran in %.1f s", time.perf_counter() - run_start)
         done = step + 1
         if done % config.train.log_every_steps == 0 or done == total_steps:
             log.flush(done)
@@ -146,7 +167,14 @@ def run_pretraining(config: ml_collections.ConfigDict, workdir: str | Path) -> l
     return log.history
 
 
+def _quiet_orbax_info() -> None:
+    """Orbax logs several INFO lines per save through absl; keep its warnings and errors only."""
+    logging.get_absl_handler().addFilter(
+        lambda record: record.levelno >= std_logging.WARNING or "orbax" not in record.pathname)
+
+
 def main(argv):
+    _quiet_orbax_info()
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     if _WORKDIR.value is None:

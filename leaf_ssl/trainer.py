@@ -111,7 +111,7 @@ def make_train_step(model: cola.ColaModel, optimizer: optax.GradientTransformati
         grads = lax.pmean(grads, DATA_AXIS)
         loss = lax.pmean(loss, DATA_AXIS)
         batch_stats = lax.pmean(batch_stats, DATA_AXIS)
-        grad_norm = optax.global_norm(grads)
+        grad_norm = optax.tree.norm(grads)
 
         updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)

@@ -6,7 +6,7 @@ import optax
 import pytest
 from jax.sharding import NamedSharding, PartitionSpec as P
 
-from leaf_ssl import cola, experiment, trainer
+from leaf_ssl import cola, experiment, optim, trainer
 from tests.tiny_config import tiny_config
 
 NUM_DEVICES = 8
@@ -73,39 +73,45 @@ def test_sharded_step_equals_single_device_computation(mesh, negatives):
     np.testing.assert_allclose(float(metrics["loss"]), float(loss), rtol=1e-5)
     flat_expected = jax.tree_util.tree_leaves_with_path(expected_gradient)
     flat_actual = jax.tree.leaves(gradient)
+    # Absolute tolerance relative to the largest gradient anywhere: some leaves (biases before
+    # a BatchNorm) have an exactly-zero true gradient and hold only float32 round-off.
+    scale = max(np.abs(expected).max() for _, expected in flat_expected)
     for (path, expected), actual in zip(flat_expected, flat_actual):
-        scale = np.abs(expected).max() + 1e-8
-        np.testing.assert_allclose(actual, expected, atol=2e-4 * scale, rtol=2e-3,
+        np.testing.assert_allclose(actual, expected, atol=1e-4 * scale, rtol=2e-3,
                                    err_msg=jax.tree_util.keystr(path))
     jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6),
                  new_batch_stats, jax.device_get(expected_batch_stats))
 
 
-def test_global_and_local_losses_differ_and_global_is_harder(mesh):
-    losses = {}
-    for negatives in ("local", "global"):
-        config = tiny_config("leaf")
-        config.model.negatives = negatives
-        losses[negatives] = float(_sgd_step(config, mesh, negatives)[-1]["loss"])
-    # At init the logits are near-uniform: log(#candidates) is 8x larger for global negatives.
-    assert losses["global"] > losses["local"]
-    np.testing.assert_allclose(losses["global"] - losses["local"], np.log(NUM_DEVICES), rtol=0.2)
+def _adamw_setup(config, mesh):
+    """Model, optimizer, jitted step and a host copy of the initial state (re-placed per use,
+    since the step donates its state argument)."""
+    model = experiment.build_model(config)
+    crop = experiment.crop_samples(config)
+    params = jax.eval_shape(lambda: trainer.init_variables(model, jax.random.key(0), crop))["params"]
+    optimizer, schedule = experiment.build_optimizer(config, model, params, total_steps=10, warmup_steps=0)
+    state = trainer.create_train_state(model, optimizer, seed=0, crop_samples=crop, mesh=mesh)
+    step = trainer.make_train_step(model, optimizer, schedule, mesh)
+    return model, step, jax.device_get(state)
+
+
+@pytest.fixture(scope="module")
+def leaf_setup(mesh):
+    return _adamw_setup(tiny_config("leaf"), mesh)
+
+
+def _fresh(host_state, mesh):
+    return jax.device_put(host_state, trainer.replicated(mesh))
 
 
 @pytest.mark.parametrize("frontend", ["leaf", "sincnet", "sincnet_plus", "mel"])
-def test_one_adamw_step_per_frontend(mesh, frontend):
+def test_one_adamw_step_per_frontend(mesh, leaf_setup, frontend):
     config = tiny_config(frontend)
-    model = experiment.build_model(config)
-    crop = experiment.crop_samples(config)
-    params = trainer.init_variables(model, jax.random.key(0), crop)["params"]
-    optimizer, schedule = experiment.build_optimizer(config, model, params, total_steps=10, warmup_steps=0)
-    state = trainer.create_train_state(model, optimizer, seed=0, crop_samples=crop, mesh=mesh)
-    before = jax.device_get(state.params)
-    step = trainer.make_train_step(model, optimizer, schedule, mesh)
-    state, metrics = step(state, _batch(mesh, config))
+    _, step, initial = leaf_setup if frontend == "leaf" else _adamw_setup(config, mesh)
+    state, metrics = step(_fresh(initial, mesh), _batch(mesh, config))
     assert int(state.step) == 1 and float(metrics["finite"]) == 1.0
     assert np.isfinite(float(metrics["loss"])) and float(metrics["grad_norm"]) > 0
-    changed = jax.tree.map(lambda a, b: bool(np.any(a != b)), before, jax.device_get(state.params))
+    changed = jax.tree.map(lambda a, b: bool(np.any(a != b)), initial.params, jax.device_get(state.params))
     assert any(jax.tree.leaves(changed["encoder"])) and any(jax.tree.leaves(changed["projection"]))
     if frontend != "mel":
         assert any(jax.tree.leaves(changed["frontend"])), "the learnable frontend must be updated"
@@ -113,35 +119,29 @@ def test_one_adamw_step_per_frontend(mesh, frontend):
         assert "frontend" not in changed
 
 
-def test_frozen_filterbank_stays_put(mesh):
+def test_frozen_frontend_parts_become_frozen_optimizer_leaves():
     config = tiny_config("leaf")
     config.frontend.learn_filters = False
+    config.frontend.learn_pooling = False
     model = experiment.build_model(config)
-    crop = experiment.crop_samples(config)
-    params = trainer.init_variables(model, jax.random.key(0), crop)["params"]
-    optimizer, schedule = experiment.build_optimizer(config, model, params, total_steps=10, warmup_steps=0)
-    state = trainer.create_train_state(model, optimizer, seed=0, crop_samples=crop, mesh=mesh)
-    before = jax.device_get(state.params["frontend"])
-    state, _ = trainer.make_train_step(model, optimizer, schedule, mesh)(state, _batch(mesh, config))
-    after = jax.device_get(state.params["frontend"])
-    np.testing.assert_array_equal(after["filterbank"]["gabor"], before["filterbank"]["gabor"])
-    assert np.any(after["compression"]["alpha"] != before["compression"]["alpha"])
+    params = jax.eval_shape(lambda: trainer.init_variables(model, jax.random.key(0), 5120))["params"]
+    prefixes = cola.frozen_param_prefixes(model)
+    assert set(prefixes) == {("frontend", "filterbank"), ("frontend", "pooling")}
+    mask = optim.trainable_mask(params, prefixes)
+    assert mask["frontend"]["filterbank"]["gabor"] is False and mask["frontend"]["pooling"]["sigma"] is False
+    assert all(mask["frontend"]["compression"].values())
+    assert all(jax.tree.leaves(mask["encoder"])) and mask["bilinear"] is True
 
 
-def test_non_finite_batch_is_skipped_and_counted(mesh):
+def test_non_finite_batch_is_skipped_and_counted(mesh, leaf_setup):
     config = tiny_config("leaf")
-    model = experiment.build_model(config)
-    crop = experiment.crop_samples(config)
-    params = trainer.init_variables(model, jax.random.key(0), crop)["params"]
-    optimizer, schedule = experiment.build_optimizer(config, model, params, total_steps=10, warmup_steps=0)
-    state = trainer.create_train_state(model, optimizer, seed=0, crop_samples=crop, mesh=mesh)
-    before = jax.device_get(state)
-    batch = jax.device_get(_batch(mesh, config))
+    _, step, initial = leaf_setup
+    batch = {k: np.array(v) for k, v in jax.device_get(_batch(mesh, config)).items()}
     batch["anchor"][3, 100] = np.nan
     sharding = NamedSharding(mesh, P(trainer.DATA_AXIS))
     batch = {k: jax.device_put(v, sharding) for k, v in batch.items()}
-    state, metrics = trainer.make_train_step(model, optimizer, schedule, mesh)(state, batch)
+    state, metrics = step(_fresh(initial, mesh), batch)
     assert float(metrics["finite"]) == 0.0
     assert int(state.skipped_steps) == 1 and int(state.step) == 1
-    jax.tree.map(np.testing.assert_array_equal, before.params, jax.device_get(state.params))
-    jax.tree.map(np.testing.assert_array_equal, before.batch_stats, jax.device_get(state.batch_stats))
+    jax.tree.map(np.testing.assert_array_equal, initial.params, jax.device_get(state.params))
+    jax.tree.map(np.testing.assert_array_equal, initial.batch_stats, jax.device_get(state.batch_stats))

@@ -1,0 +1,135 @@
+"""The pretraining entry point end to end on the tiny demo corpus (real audio, 8 fake devices)."""
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import jax
+import numpy as np
+import pytest
+
+from leaf_ssl import checkpointing, configuration
+from leaf_ssl.train import run_pretraining
+from tests.tiny_config import tiny_config
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _config(corpus, **train_overrides):
+    config = tiny_config("leaf")
+    config.data.train_shards = str(corpus / "pretrain")
+    for key, value in train_overrides.items():
+        config.train[key] = value
+    return config
+
+
+def _final_state_arrays(workdir: Path, step: int):
+    """The params of checkpoint `step`, read back without building any model."""
+    import orbax.checkpoint as ocp
+    restored = ocp.StandardCheckpointer().restore(workdir / "checkpoints" / str(step) / "state")
+    return restored["params"]
+
+
+@pytest.fixture(scope="module")
+def finished_run(tiny_corpus, tmp_path_factory):
+    """A 6-step run with checkpoints at 2, 4 and 6."""
+    workdir = tmp_path_factory.mktemp("run")
+    history = run_pretraining(_config(tiny_corpus, total_steps=6, checkpoint_every_steps=2, log_every_steps=2),
+                              workdir)
+    return workdir, history
+
+
+def test_run_writes_checkpoints_config_and_metrics(finished_run):
+    workdir, history = finished_run
+    assert sorted(int(p.name) for p in (workdir / "checkpoints").iterdir() if p.name.isdigit()) == [2, 4, 6]
+    saved = json.loads((workdir / "config.json").read_text())
+    assert saved["frontend"]["name"] == "leaf" and saved["train"]["total_steps"] == 6
+    lines = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
+    assert [line["step"] for line in lines] == [2, 4, 6] == [h["step"] for h in history]
+    assert all(np.isfinite(line["loss"]) for line in lines)
+    assert list((workdir / "tensorboard").iterdir()), "TensorBoard events are written"
+
+
+def test_resume_from_checkpoint_reproduces_the_uninterrupted_run(finished_run, tmp_path):
+    workdir, _ = finished_run
+    interrupted = tmp_path / "interrupted"
+    shutil.copytree(workdir, interrupted)
+    shutil.rmtree(interrupted / "checkpoints" / "6")  # as if stopped after the step-4 save
+    (interrupted / "metrics.jsonl").unlink()
+    history = run_pretraining(_config(Path(json.loads((workdir / "config.json").read_text())["data"]["train_shards"]).parent,
+                                      total_steps=6, checkpoint_every_steps=2, log_every_steps=2), interrupted)
+    assert [h["step"] for h in history] == [6], "the resumed run starts after step 4"
+    expected, resumed = _final_state_arrays(workdir, 6), _final_state_arrays(interrupted, 6)
+    jax.tree.map(np.testing.assert_array_equal, resumed, expected)
+
+
+def test_workdir_of_another_architecture_is_refused(finished_run, tiny_corpus, tmp_path):
+    workdir, _ = finished_run
+    other = tmp_path / "other"
+    shutil.copytree(workdir, other)
+    config = _config(tiny_corpus, total_steps=8)
+    config.frontend.n_filters = 12
+    with pytest.raises(checkpointing.CheckpointError, match=r"another architecture: parameter frontend/\S+ has shape \[8\] in the checkpoint but \[12\]"):
+        run_pretraining(config, other)
+
+
+def test_truncated_latest_checkpoint_falls_back_to_the_previous(finished_run, tiny_corpus, tmp_path):
+    workdir, _ = finished_run
+    damaged = tmp_path / "damaged"
+    shutil.copytree(workdir, damaged)
+    for path in (damaged / "checkpoints" / "6" / "state").rglob("*"):
+        if path.is_file() and path.stat().st_size > 0:
+            path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    history = run_pretraining(_config(tiny_corpus, total_steps=6, checkpoint_every_steps=2, log_every_steps=2),
+                              damaged)
+    assert [h["step"] for h in history] == [6], "resumed from step 4, not from the torn step 6"
+
+
+def test_loss_decreases_on_real_audio(tiny_corpus, tmp_path):
+    config = _config(tiny_corpus, total_steps=40, log_every_steps=10, checkpoint_every_steps=40,
+                     base_learning_rate=3e-3)
+    history = run_pretraining(config, tmp_path / "long")
+    losses = [h["loss"] for h in history]
+    assert losses[-1] < losses[0] - 0.1, f"loss did not fall: {losses}"
+
+
+def test_missing_data_is_a_clear_error(tmp_path):
+    config = tiny_config("leaf")
+    config.data.train_shards = str(tmp_path / "nowhere")
+    with pytest.raises(FileNotFoundError, match="nowhere"):
+        run_pretraining(config, tmp_path / "run")
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("model.negatives", "everywhere", "model.negatives='everywhere' is not valid"),
+    ("train.batch_norm", "none", "train.batch_norm"),
+    ("train.batch_size", 12, "does not divide over 8 devices"),
+    ("train.base_learning_rate", -1.0, "train.base_learning_rate must be > 0"),
+    ("model.embedding_dim", 0, "model.embedding_dim must be > 0"),
+])
+def test_config_validation_names_the_field(field, value, message):
+    config = tiny_config("leaf")
+    config.data.train_shards = "somewhere"
+    section, name = field.split(".")
+    with config.unlocked():
+        config[section][name] = value
+    with pytest.raises((ValueError, TypeError), match=message.replace("(", r"\(")):
+        configuration.validate_config(config, num_devices=8)
+
+
+def test_cli_overrides_and_bad_keys(tiny_corpus, tmp_path):
+    def train(*flags):
+        return subprocess.run([sys.executable, "-m", "leaf_ssl.train", "--config", str(REPO / "configs/tiny.py"),
+                               "--workdir", str(tmp_path / "cli"), *flags],
+                              capture_output=True, text=True, cwd=REPO, timeout=600)
+
+    misspelt = train("--config.train.totl_steps=3")
+    assert misspelt.returncode != 0 and "totl_steps" in misspelt.stderr
+    bad_frontend = train(f"--config.data.train_shards={tiny_corpus / 'pretrain'}", "--config.frontend.name=leafy")
+    assert bad_frontend.returncode != 0 and "leafy" in bad_frontend.stderr and "sincnet" in bad_frontend.stderr
+    ok = train(f"--config.data.train_shards={tiny_corpus / 'pretrain'}", "--config.train.total_steps=2",
+               "--config.train.log_every_steps=1")
+    assert ok.returncode == 0, ok.stderr[-2000:]
+    assert "step 2/2" in ok.stderr
+    assert json.loads((tmp_path / "cli" / "config.json").read_text())["train"]["total_steps"] == 2
