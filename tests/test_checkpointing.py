@@ -1,0 +1,73 @@
+"""The orbax checkpoint store: exact round trip, architecture check, torn-checkpoint fallback."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from leaf_ssl import checkpointing, trainer
+
+
+def _state(seed: int, width: int = 3) -> trainer.TrainState:
+    params = {"frontend": {"filterbank": {"gabor": jax.random.normal(jax.random.key(seed), (width, 2))}},
+              "encoder": {"kernel": jax.random.normal(jax.random.key(seed + 1), (width, 5))}}
+    optimizer = optax.adamw(1e-3)
+    opt_state = optimizer.init(params)
+    grads = jax.tree.map(jnp.ones_like, params)
+    _, opt_state = optimizer.update(grads, opt_state, params)  # non-trivial moments
+    return trainer.TrainState(step=jnp.asarray(7, jnp.int32), params=params,
+                              batch_stats={"encoder": {"mean": jnp.arange(5.0)}}, opt_state=opt_state,
+                              rng=jax.random.key_data(jax.random.key(seed)), skipped_steps=jnp.asarray(1, jnp.int32))
+
+
+def _abstract(state):
+    return jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), state)
+
+
+def test_save_restore_round_trip_is_exact(tmp_path):
+    state = _state(0)
+    store = checkpointing.CheckpointStore(tmp_path / "ckpt")
+    shapes = checkpointing.param_shapes(state.params)
+    store.save(7, state, {"step": 7, "param_shapes": shapes})
+    store.wait()
+    restored, meta = store.restore(7, _abstract(state), shapes)
+    assert meta["step"] == 7
+    assert jax.tree.structure(restored) == jax.tree.structure(state)
+    jax.tree.map(np.testing.assert_array_equal, restored, state)
+    store.close()
+
+
+def test_param_shapes_and_mismatch_description():
+    shapes = checkpointing.param_shapes(_state(0).params)
+    assert shapes == {"encoder/kernel": [3, 5], "frontend/filterbank/gabor": [3, 2]}
+    wider = checkpointing.param_shapes(_state(0, width=4).params)
+    assert checkpointing.describe_shape_mismatch(shapes, shapes) is None
+    assert "encoder/kernel has shape [4, 5] in the checkpoint but [3, 5]" in \
+        checkpointing.describe_shape_mismatch(shapes, wider)
+    assert "the model has parameter extra" in checkpointing.describe_shape_mismatch({**shapes, "extra": [1]}, shapes)
+
+
+def test_restore_refuses_another_architecture(tmp_path):
+    small, large = _state(0), _state(0, width=4)
+    store = checkpointing.CheckpointStore(tmp_path / "ckpt")
+    store.save(1, small, {"param_shapes": checkpointing.param_shapes(small.params)})
+    store.wait()
+    with pytest.raises(checkpointing.CheckpointError, match="another architecture"):
+        store.restore_latest_readable(_abstract(large), checkpointing.param_shapes(large.params))
+    store.close()
+
+
+def test_unreadable_latest_falls_back_and_is_set_aside(tmp_path):
+    store = checkpointing.CheckpointStore(tmp_path / "ckpt")
+    shapes = checkpointing.param_shapes(_state(0).params)
+    store.save(1, _state(1), {"param_shapes": shapes})
+    store.save(2, _state(2), {"param_shapes": shapes})
+    store.wait()
+    for path in (tmp_path / "ckpt" / "2" / "state").rglob("*"):
+        if path.is_file():
+            path.write_bytes(b"")
+    restored, _ = store.restore_latest_readable(_abstract(_state(0)), shapes)
+    jax.tree.map(np.testing.assert_array_equal, restored.params, _state(1).params)
+    assert store.all_steps() == [1]
+    assert len(list((tmp_path / "unreadable_checkpoints").iterdir())) == 1
+    store.close()
