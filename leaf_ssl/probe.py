@@ -1,0 +1,176 @@
+"""Linear probe of a pretrained (or untrained) frontend + encoder on a labelled task.
+
+    python -m leaf_ssl.probe --ckpt runs/demo_leaf --task keyword --data_dir demo_corpus
+    python -m leaf_ssl.probe --ckpt random:configs/demo.py:leaf,random --task demo:demo_corpus/keyword
+    python -m leaf_ssl.probe --ckpt runs/leaf/checkpoints/50000 --task speech_commands --tfds_data_dir ~/tfds
+    python -m leaf_ssl.probe --ckpt runs/demo_leaf --task folder:/data/my_sounds --seeds 5
+
+1. Restores the checkpoint's params and batch statistics and rebuilds its model from the saved
+   config (`leaf_ssl.probing.checkpoint`); `random:<config>` is the same architecture untrained.
+2. Embeds every clip once, frozen and in inference mode, as 1 s segments (`probing.segments`,
+   `probing.embedding`); embeddings are cached in `<workdir>/embeddings/`.
+3. Per seed, trains a linear head on the train segments and scores the test clips by the mean
+   of their segments' logits (`probing.linear`): accuracy, or mAP for multi-label tasks.
+4. Prints and writes `<workdir>/<task>.json` and `<task>.md`: mean +/- sample std over seeds,
+   per-seed values, clip/segment counts and every skipped file with its reason.
+
+`--workdir` defaults to `<run workdir>/probes`, or `probes/<config>` for `random:`.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import re
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from leaf_ssl.checkpointing import CheckpointError
+from leaf_ssl.data.audio import SAMPLE_RATE
+from leaf_ssl.probing import checkpoint, embedding, linear, tasks
+
+logger = logging.getLogger(__name__)
+
+def default_workdir(ckpt: str) -> Path:
+    if ckpt.startswith(checkpoint.RANDOM_PREFIX):
+        slug = re.sub(r"[^A-Za-z0-9]+", "_", Path(ckpt[len(checkpoint.RANDOM_PREFIX):]).name).strip("_")
+        return Path("probes") / f"random_{slug}"
+    path = Path(ckpt).resolve()
+    run_dir = path.parent.parent if path.name.isdigit() else path.parent if path.name == "checkpoints" else path
+    return run_dir / "probes"
+
+
+def describe_model(frozen: checkpoint.FrozenModel) -> dict:
+    """The row a result belongs to in the paper's tables: frontend, init, training."""
+    config = frozen.config
+    frontend = config.frontend.name
+    if not frozen.trained:
+        training = "untrained"
+    elif "supervised" in config:
+        training = "supervised"
+    else:
+        training = "self-supervised"
+    return {
+        "frontend": frontend,
+        "init": "-" if frontend == "mel" else config.frontend.get("init", "mel"),
+        "training": training,
+        "encoder": config.encoder.name,
+        "checkpoint": frozen.source,
+        "step": frozen.step,
+    }
+
+
+def run_probe(frozen: checkpoint.FrozenModel, task: tasks.Task, workdir: str | Path, *, seeds: int = 3,
+              recipe: linear.ProbeRecipe = linear.ProbeRecipe(), segment_seconds: float = 1.0,
+              embed_batch: int = 64, progress: bool = True) -> dict:
+    """Embeds, trains `seeds` linear heads, scores them; writes `<workdir>/<task>.{json,md}`; returns the result."""
+    workdir = Path(workdir)
+    segment_samples = int(round(segment_seconds * SAMPLE_RATE))
+    embedded = embedding.embed_task(frozen, task, workdir / "embeddings", segment_samples=segment_samples,
+                                    batch_size=embed_batch, progress=progress)
+    train, test = embedded.splits["train"], embedded.splits["test"]
+    metric = "mAP" if task.multi_label else "accuracy"
+    started = time.perf_counter()
+    scores = []
+    for seed in range(seeds):
+        head = linear.train_linear_probe(train.embeddings, train.segment_targets(), multi_label=task.multi_label,
+                                         seed=seed, recipe=recipe)
+        logits = linear.clip_logits(head.logits(test.embeddings), test.segment_clip, test.num_clips)
+        if task.multi_label:
+            scores.append(linear.mean_average_precision(logits, test.targets))
+        else:
+            scores.append(linear.accuracy(logits, test.targets.argmax(axis=1)))
+    result = {
+        "task": {"name": task.name, "spec": task.spec, "classes": embedded.classes,
+                 "num_classes": len(embedded.classes), "multi_label": task.multi_label, "metric": metric},
+        "model": describe_model(frozen),
+        "metric": metric,
+        "mean": float(np.mean(scores)),
+        "std": float(np.std(scores, ddof=1)) if len(scores) > 1 else 0.0,
+        "per_seed": [float(score) for score in scores],
+        "seeds": list(range(seeds)),
+        "counts": {split: {"clips": data.num_clips, "segments": int(len(data.segment_clip)),
+                           "skipped": data.skips["count"]} for split, data in embedded.splits.items()},
+        "skipped": {split: data.skips for split, data in embedded.splits.items()},
+        "recipe": {"epochs": recipe.epochs, "batch_size": recipe.batch_size, "learning_rate": recipe.learning_rate,
+                   "weight_decay": recipe.weight_decay, "segment_seconds": segment_seconds,
+                   "features": "standardised with train-segment mean and std",
+                   "evaluation": "logits averaged over all segments of each test clip"},
+        "embedding": {"cache": str(embedded.cache_path), "from_cache": embedded.from_cache,
+                      "seconds": round(embedded.seconds, 1), "dim": int(train.embeddings.shape[1])},
+        "probe_seconds": round(time.perf_counter() - started, 1),
+    }
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / f"{task.name}.json").write_text(json.dumps(result, indent=2))
+    (workdir / f"{task.name}.md").write_text(format_markdown(result))
+    return result
+
+
+def format_markdown(result: dict) -> str:
+    """A human-readable report of one probe result."""
+    model, counts = result["model"], result["counts"]
+    lines = [
+        f"# Linear probe: {result['task']['name']}",
+        "",
+        f"- model: {model['frontend']} (init {model['init']}), {model['training']}, {model['encoder']}, "
+        f"step {model['step']}: `{model['checkpoint']}`",
+        f"- task: `{result['task']['spec']}`, {result['task']['num_classes']} classes"
+        + (", multi-label" if result["task"]["multi_label"] else ""),
+        f"- **{result['metric']}: {100 * result['mean']:.2f} ± {100 * result['std']:.2f}** "
+        f"(mean ± sample std over {len(result['per_seed'])} seeds; per seed: "
+        + ", ".join(f"{100 * s:.2f}" for s in result["per_seed"]) + ")",
+        "",
+        "| split | clips | segments | skipped |",
+        "|---|---|---|---|",
+        *(f"| {split} | {c['clips']} | {c['segments']} | {c['skipped']} |" for split, c in counts.items()),
+    ]
+    for split, skips in result["skipped"].items():
+        if skips["count"]:
+            lines += ["", f"Skipped in {split}: " + ", ".join(f"{reason}: {n}" for reason, n in skips["by_reason"].items()),
+                      *(f"- `{item['item']}`: {item['reason']}" for item in skips["items"])]
+            if skips["count"] > len(skips["items"]):
+                lines.append(f"- ... and {skips['count'] - len(skips['items'])} more")
+    return "\n".join(lines) + "\n"
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m leaf_ssl.probe", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--ckpt", required=True, help="run workdir, its checkpoints/ folder, a step folder, "
+                                                      "or random:<config file>[:<args>]")
+    parser.add_argument("--task", required=True, help="demo:<corpus>/<task>, folder:<dir>, csv:<file>, a TFDS "
+                                                      f"task {sorted(tasks.TFDS_TASKS)}, or a demo task with --data_dir")
+    parser.add_argument("--workdir", help="results and embedding cache (default: <run>/probes)")
+    parser.add_argument("--data_dir", help="demo corpus folder, for bare demo task names")
+    parser.add_argument("--tfds_data_dir", help="TFDS data_dir holding prepared datasets")
+    parser.add_argument("--seeds", type=int, default=3, help="linear heads trained, seeds 0..n-1")
+    parser.add_argument("--epochs", type=int, default=linear.ProbeRecipe.epochs)
+    parser.add_argument("--batch", type=int, default=linear.ProbeRecipe.batch_size, help="segments per head step")
+    parser.add_argument("--learning_rate", type=float, default=linear.ProbeRecipe.learning_rate)
+    parser.add_argument("--embed_batch", type=int, default=64, help="segments per embedding call")
+    parser.add_argument("--segment_seconds", type=float, default=1.0)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("absl").setLevel(logging.WARNING)  # orbax logs several INFO lines per restore
+    try:
+        task = tasks.resolve_task(args.task, data_dir=args.data_dir, tfds_data_dir=args.tfds_data_dir)
+        frozen = checkpoint.load_frozen_model(args.ckpt)
+    except (tasks.TaskError, CheckpointError) as error:
+        sys.exit(f"error: {error}")
+    workdir = Path(args.workdir) if args.workdir else default_workdir(args.ckpt)
+    recipe = linear.ProbeRecipe(epochs=args.epochs, batch_size=args.batch, learning_rate=args.learning_rate)
+    logger.info("probing %s (step %d) on %s; results in %s", frozen.source, frozen.step, task.spec, workdir)
+    result = run_probe(frozen, task, workdir, seeds=args.seeds, recipe=recipe,
+                       segment_seconds=args.segment_seconds, embed_batch=args.embed_batch)
+    print(format_markdown(result))
+    print(f"written: {workdir / (task.name + '.json')} and .md")
+
+
+if __name__ == "__main__":
+    main()

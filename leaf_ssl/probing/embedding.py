@@ -1,0 +1,195 @@
+"""Embedding every segment of a task once with a frozen model, cached on disk.
+
+The model runs `ColaModel.encode(waveform, train=False)` (the pooled encoder output) with
+`apply(..., mutable=False)`: BatchNorm reads its running statistics and flax would raise if
+anything tried to update a variable, so a segment's embedding does not depend on the batch it is
+in and the model is exactly the checkpoint's. Batches have a fixed size (the last one is
+zero-padded and the padding's outputs dropped), so the jitted function compiles once.
+
+Cache: `<cache_dir>/<key>.npz`, where key = SHA-256 of the checkpoint (resolved path or random
+spec, step, config), the task (resolved spec and a fingerprint of its files) and the segment
+settings. Re-probing the same checkpoint and task (other seeds, epochs...) reads the file.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from leaf_ssl import cola
+from leaf_ssl.probing.checkpoint import FrozenModel
+from leaf_ssl.probing.segments import cut_segments
+from leaf_ssl.probing.tasks import SPLITS, SkipLog, Task
+
+logger = logging.getLogger(__name__)
+
+CACHE_FORMAT = 1  # bump when what is stored, or how segments are cut, changes
+
+
+@dataclasses.dataclass
+class SplitEmbeddings:
+    """One split's segments: embeddings (segments, dim); segment_clip (segments,) the index of
+    each segment's clip; targets (clips, classes) multi-hot; clip_ids; what was skipped."""
+    embeddings: np.ndarray
+    segment_clip: np.ndarray
+    targets: np.ndarray
+    clip_ids: list[str]
+    skips: dict
+
+    @property
+    def num_clips(self) -> int:
+        return len(self.clip_ids)
+
+    def segment_targets(self) -> np.ndarray:
+        return self.targets[self.segment_clip]
+
+
+@dataclasses.dataclass
+class TaskEmbeddings:
+    classes: list[str]
+    splits: dict[str, SplitEmbeddings]
+    cache_path: Path
+    from_cache: bool
+    seconds: float
+
+
+def cache_key(frozen: FrozenModel, task: Task, segment_samples: int) -> str:
+    description = {
+        "format": CACHE_FORMAT,
+        "checkpoint": frozen.source,
+        "step": frozen.step,
+        "config": frozen.config.to_dict(),
+        "task": task.spec,
+        "task_fingerprint": task.fingerprint(),
+        "segment_samples": segment_samples,
+    }
+    return hashlib.sha256(json.dumps(description, sort_keys=True, default=str).encode()).hexdigest()[:24]
+
+
+def embed_task(frozen: FrozenModel, task: Task, cache_dir: str | Path, *, segment_samples: int = 16000,
+               batch_size: int = 64, progress: bool = True) -> TaskEmbeddings:
+    """Embeddings of both splits of `task`, from the cache when there."""
+    cache_path = Path(cache_dir) / f"{cache_key(frozen, task, segment_samples)}.npz"
+    if cache_path.is_file():
+        logger.info("embeddings from cache %s", cache_path)
+        return _load(cache_path)
+    started = time.perf_counter()
+    embed_batch = make_embed_fn(frozen)
+    splits = {split: _embed_split(embed_batch, task, split, segment_samples, batch_size, progress)
+              for split in SPLITS}
+    # classes are read after the splits: a task with dense labels learns its classes from train
+    result = TaskEmbeddings(list(task.classes), {}, cache_path, False, time.perf_counter() - started)
+    for split, (embeddings, segment_clip, labels, clip_ids, skips) in splits.items():
+        targets = np.zeros((len(clip_ids), len(result.classes)), np.float32)
+        for clip, clip_labels in enumerate(labels):
+            targets[clip, list(clip_labels)] = 1.0
+        result.splits[split] = SplitEmbeddings(embeddings, segment_clip, targets, clip_ids, skips.summary())
+    for split in SPLITS:
+        if result.splits[split].num_clips == 0:
+            raise ValueError(f"task {task.spec}: no usable clip in the {split} split "
+                             f"(skipped: {result.splits[split].skips['by_reason']})")
+    _save(cache_path, result)
+    return result
+
+
+def make_embed_fn(frozen: FrozenModel):
+    """Jitted (batch, samples) -> (batch, dim) float32 pooled encoder output, in inference mode."""
+    @jax.jit
+    def embed(variables, waveforms):
+        pooled = frozen.model.apply(variables, waveforms, train=False, method=cola.ColaModel.encode, mutable=False)
+        return pooled.astype(jnp.float32)
+    return lambda waveforms: embed(frozen.variables, waveforms)
+
+
+def _embed_split(embed_batch, task: Task, split: str, segment_samples: int, batch_size: int, progress: bool):
+    skips = SkipLog()
+    meter = _Progress(f"embed {task.name}/{split}", task.num_clips(split), enabled=progress)
+    pending: list[np.ndarray] = []   # segments waiting for a full batch
+    in_flight: list[tuple[jax.Array, int]] = []  # dispatched batches (async) and their real row counts
+    embeddings: list[np.ndarray] = []
+    segment_clip, labels, clip_ids = [], [], []
+
+    def flush(final: bool) -> None:
+        while len(pending) >= batch_size or (final and pending):
+            rows = pending[:batch_size]
+            del pending[:batch_size]
+            batch = np.zeros((batch_size, segment_samples), np.float32)
+            batch[:len(rows)] = rows
+            in_flight.append((embed_batch(batch), len(rows)))
+        # Keep two batches queued, so that decoding overlaps compute, and progress and memory
+        # follow what the device has actually done.
+        while len(in_flight) > (0 if final else 2):
+            result, real_rows = in_flight.pop(0)
+            embeddings.append(np.asarray(result)[:real_rows])
+
+    for clip in task.clips(split, skips):
+        segments = cut_segments(clip.waveform, segment_samples)
+        pending.extend(segments)
+        segment_clip.extend([len(clip_ids)] * len(segments))
+        labels.append(clip.labels)
+        clip_ids.append(clip.id)
+        flush(final=False)
+        meter.update(len(clip_ids), len(segment_clip))
+    flush(final=True)
+    meter.finish(len(clip_ids), len(segment_clip), skips.count)
+    dim = embeddings[0].shape[1] if embeddings else 0
+    return (np.concatenate(embeddings) if embeddings else np.zeros((0, dim), np.float32),
+            np.asarray(segment_clip, np.int64), labels, clip_ids, skips)
+
+
+class _Progress:
+    """A progress line with rate and ETA every few seconds, on stderr."""
+
+    def __init__(self, label: str, total_clips: int | None, enabled: bool, every_seconds: float = 5.0):
+        self.label, self.total, self.enabled, self.every = label, total_clips, enabled, every_seconds
+        self.started = self.last = time.perf_counter()
+
+    def update(self, clips: int, segments: int) -> None:
+        now = time.perf_counter()
+        if not self.enabled or now - self.last < self.every:
+            return
+        self.last = now
+        rate = clips / (now - self.started)
+        eta = f", ETA {_duration((self.total - clips) / max(rate, 1e-9))}" if self.total else ""
+        done = f"{clips}/{self.total}" if self.total else f"{clips}"
+        print(f"{self.label}: {done} clips, {segments} segments, {segments / (now - self.started):.1f} segments/s"
+              f"{eta}", file=sys.stderr, flush=True)
+
+    def finish(self, clips: int, segments: int, skipped: int) -> None:
+        if self.enabled:
+            print(f"{self.label}: {clips} clips, {segments} segments, {skipped} skipped in "
+                  f"{_duration(time.perf_counter() - self.started)}", file=sys.stderr, flush=True)
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(max(seconds, 0))
+    return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+
+
+def _save(path: Path, result: TaskEmbeddings) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    arrays = {"classes": json.dumps(result.classes), "seconds": result.seconds}
+    for split, data in result.splits.items():
+        arrays.update({f"{split}/embeddings": data.embeddings, f"{split}/segment_clip": data.segment_clip,
+                       f"{split}/targets": data.targets, f"{split}/clip_ids": json.dumps(data.clip_ids),
+                       f"{split}/skips": json.dumps(data.skips)})
+    partial = path.with_suffix(".partial.npz")
+    np.savez(partial, **arrays)
+    partial.replace(path)  # a reader never sees a half-written cache file
+
+
+def _load(path: Path) -> TaskEmbeddings:
+    with np.load(path) as stored:
+        splits = {split: SplitEmbeddings(stored[f"{split}/embeddings"], stored[f"{split}/segment_clip"],
+                                         stored[f"{split}/targets"], json.loads(str(stored[f"{split}/clip_ids"])),
+                                         json.loads(str(stored[f"{split}/skips"])))
+                  for split in SPLITS}
+        return TaskEmbeddings(json.loads(str(stored["classes"])), splits, path, True, float(stored["seconds"]))

@@ -1,0 +1,81 @@
+"""Probe arithmetic without any model: segments, segment-averaged logits, accuracy, AP/mAP, the head."""
+import numpy as np
+import pytest
+
+from leaf_ssl.probing import linear, segments
+
+
+@pytest.mark.parametrize("num_samples, expected", [
+    (400, [0]),                    # shorter than a segment: one, padded
+    (1000, [0]),                   # exactly one segment
+    (2000, [0, 1000]),             # whole segments only
+    (2500, [0, 1000, 1500]),       # remainder: one more segment aligned to the clip's end
+])
+def test_segment_starts(num_samples, expected):
+    assert segments.segment_starts(num_samples, 1000) == expected
+
+
+def test_cut_segments_pads_short_clips_and_end_aligns_the_remainder():
+    waveform = np.arange(1, 2501, dtype=np.float32)
+    cut = segments.cut_segments(waveform, 1000)
+    assert cut.shape == (3, 1000)
+    assert cut[2, 0] == 1501 and cut[2, -1] == 2500
+    short = segments.cut_segments(np.ones(300, np.float32), 1000)
+    assert short.shape == (1, 1000) and short[0, :300].sum() == 300 and not short[0, 300:].any()
+
+
+def test_clip_logits_average_each_clips_segments():
+    segment_logits = np.array([[1.0, 0.0], [3.0, 2.0], [0.0, 5.0], [-1.0, 1.0], [4.0, -4.0]])
+    segment_clip = np.array([0, 0, 1, 1, 2])
+    expected = np.array([[2.0, 1.0], [-0.5, 3.0], [4.0, -4.0]])  # by hand
+    np.testing.assert_allclose(linear.clip_logits(segment_logits, segment_clip, 3), expected)
+    # clip 1's mean favours class 1 although its first segment's did not... and accuracy reads the mean
+    assert linear.accuracy(expected, np.array([0, 1, 0])) == 1.0
+    assert linear.accuracy(expected, np.array([1, 1, 1])) == pytest.approx(1 / 3)
+
+
+def test_clip_without_segments_is_an_error():
+    with pytest.raises(ValueError, match="no segment"):
+        linear.clip_logits(np.zeros((2, 2)), np.array([0, 0]), 2)
+
+
+def test_average_precision_hand_computed():
+    # ranks 1..4: hit, miss, hit, miss -> precision at the hits 1/1 and 2/3
+    assert linear.average_precision([0.9, 0.8, 0.7, 0.6], [1, 0, 1, 0]) == pytest.approx((1 + 2 / 3) / 2)
+    # a tie between a hit and a miss is one threshold: P=1/2 at R=1/2, then P=2/3 at R=1
+    assert linear.average_precision([0.5, 0.5, 0.1], [1, 0, 1]) == pytest.approx(0.5 * 0.5 + 0.5 * 2 / 3)
+    assert linear.average_precision([0.5, 0.5, 0.1], [0, 1, 1]) == pytest.approx(0.5 * 0.5 + 0.5 * 2 / 3)
+    assert np.isnan(linear.average_precision([0.3, 0.2], [0, 0]))
+
+
+def test_mean_average_precision_skips_classes_without_positives():
+    scores = np.array([[0.9, 0.1, 0.3], [0.2, 0.8, 0.4], [0.7, 0.6, 0.5]])
+    targets = np.array([[1, 0, 0], [0, 1, 0], [0, 1, 0]])
+    # class 0: hit at rank 1 -> 1; class 1: hits at ranks 1 and 2 -> 1; class 2: no positives, skipped
+    assert linear.mean_average_precision(scores, targets) == pytest.approx(1.0)
+    targets = np.array([[0, 0, 0], [1, 1, 0], [0, 1, 0]])
+    # class 0: its one hit is ranked 3rd -> 1/3; class 1: ranks 1, 2 -> 1
+    assert linear.mean_average_precision(scores, targets) == pytest.approx((1 / 3 + 1) / 2)
+
+
+def test_linear_head_separates_separable_classes_and_not_shuffled_labels():
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(3, 16)) * 3
+    labels = np.repeat(np.arange(3), 40)
+    features = (centres[labels] + rng.normal(size=(120, 16))).astype(np.float32)
+    one_hot = np.eye(3, dtype=np.float32)
+    recipe = linear.ProbeRecipe(epochs=100, batch_size=32)
+    head = linear.train_linear_probe(features[::2], one_hot[labels[::2]], multi_label=False, seed=0, recipe=recipe)
+    assert linear.accuracy(head.logits(features[1::2]), labels[1::2]) > 0.95
+    shuffled = rng.permutation(labels[::2])
+    head = linear.train_linear_probe(features[::2], one_hot[shuffled], multi_label=False, seed=0, recipe=recipe)
+    assert linear.accuracy(head.logits(features[1::2]), labels[1::2]) < 0.7
+
+
+def test_multi_label_head_learns_independent_labels():
+    rng = np.random.default_rng(1)
+    targets = (rng.random((200, 3)) < 0.4).astype(np.float32)
+    features = (targets @ rng.normal(size=(3, 8)) * 2 + rng.normal(size=(200, 8)) * 0.3).astype(np.float32)
+    head = linear.train_linear_probe(features[:150], targets[:150], multi_label=True, seed=0,
+                                     recipe=linear.ProbeRecipe(epochs=200, batch_size=64))
+    assert linear.mean_average_precision(head.logits(features[150:]), targets[150:]) > 0.9

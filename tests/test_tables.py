@@ -1,0 +1,64 @@
+"""The table assembler on fixture probe results."""
+import csv
+import io
+import json
+import os
+
+import pytest
+
+from leaf_ssl import tables
+
+
+def _result(frontend, init, training, task, per_seed, metric="accuracy"):
+    mean = sum(per_seed) / len(per_seed)
+    std = (sum((s - mean) ** 2 for s in per_seed) / (len(per_seed) - 1)) ** 0.5
+    return {"model": {"frontend": frontend, "init": init, "training": training, "checkpoint": f"{frontend}-{init}"},
+            "task": {"name": task}, "metric": metric, "mean": mean, "std": std, "per_seed": per_seed}
+
+
+@pytest.fixture()
+def results_dir(tmp_path):
+    fixtures = [
+        _result("leaf", "random", "self-supervised", "keyword", [0.8, 0.9]),
+        _result("leaf", "random", "self-supervised", "language", [0.5, 0.7]),
+        _result("leaf", "random", "untrained", "keyword", [0.4, 0.4]),
+        _result("leaf", "random", "untrained", "language", [0.3, 0.5]),
+        _result("mel", "-", "self-supervised", "keyword", [0.6, 0.6]),  # no language result: no average
+    ]
+    for index, result in enumerate(fixtures):
+        folder = tmp_path / f"run{index}" / "probes"
+        folder.mkdir(parents=True)
+        (folder / f"{result['task']['name']}.json").write_text(json.dumps(result))
+    (tmp_path / "run0" / "config.json").write_text(json.dumps({"frontend": {}}))  # not a probe result: ignored
+    return tmp_path
+
+
+def test_table_rows_columns_and_averages(results_dir, tmp_path, capsys):
+    tables.main([str(results_dir), "--out", str(tmp_path / "out" / "table")])
+    lines = (tmp_path / "out" / "table.md").read_text().splitlines()
+    assert lines[0] == "| frontend | init | training | keyword (accuracy) | language (accuracy) | average |"
+    # mel before leaf; untrained before self-supervised; mean ± sample std in percent
+    assert lines[2] == "| mel | - | self-supervised | 60.0 ± 0.0 |  |  |"
+    assert lines[3] == "| leaf | random | untrained | 40.0 ± 0.0 | 40.0 ± 14.1 | 40.0 |"
+    assert lines[4] == "| leaf | random | self-supervised | 85.0 ± 7.1 | 60.0 ± 14.1 | 72.5 |"
+    assert len(lines) == 5 and "72.5" in capsys.readouterr().out
+    rows = list(csv.DictReader(io.StringIO((tmp_path / "out" / "table.csv").read_text())))
+    assert [row["frontend"] for row in rows] == ["mel", "leaf", "leaf"]
+    assert float(rows[2]["keyword_mean"]) == pytest.approx(0.85) and float(rows[2]["average"]) == pytest.approx(0.725)
+    assert rows[0]["language_mean"] == "" and rows[0]["average"] == ""
+
+
+def test_newest_result_wins_for_a_duplicate_cell(results_dir):
+    newer = results_dir / "rerun" / "keyword.json"
+    newer.parent.mkdir()
+    newer.write_text(json.dumps(_result("mel", "-", "self-supervised", "keyword", [0.7, 0.7])))
+    old = results_dir / "run4" / "probes" / "keyword.json"
+    os.utime(old, (old.stat().st_mtime - 100,) * 2)
+    task_names, rows = tables.assemble(tables.load_results([results_dir]))
+    mel = next(row for row in rows if row["frontend"] == "mel")
+    assert mel["results"]["keyword"]["mean"] == pytest.approx(0.7)
+
+
+def test_no_results_is_an_error(tmp_path):
+    with pytest.raises(SystemExit, match="no probe result"):
+        tables.main([str(tmp_path)])
