@@ -59,6 +59,9 @@ def pretraining_config() -> ml_collections.ConfigDict:
     config.train.log_every_steps = 50     # Loss / lr / throughput / ETA lines and TensorBoard.
     config.train.checkpoint_every_steps = 1000  # Also saved at the end and on preemption.
     config.train.keep_checkpoints = 3     # Most recent checkpoints kept in the workdir.
+    # A step whose loss or gradient is not finite is not applied (and counted). This many in a
+    # row stop the run (checked at each log line, so up to log_every_steps later); 0 never stops.
+    config.train.max_consecutive_nonfinite = 10
     return config
 
 
@@ -102,7 +105,7 @@ def validate_config(config: ml_collections.ConfigDict, num_devices: int) -> None
         _check_positive(path, config[section][field])
     for path in ("model.freq_masks", "model.freq_mask_width", "model.time_masks", "model.time_mask_width",
                  "data.noise_std", "data.num_clips", "train.num_epochs", "train.total_steps",
-                 "train.warmup_epochs", "train.weight_decay"):
+                 "train.warmup_epochs", "train.weight_decay", "train.max_consecutive_nonfinite"):
         section, field = path.split(".")
         _check_positive(path, config[section][field], allow_zero=True)
     if config.train.batch_size % num_devices:

@@ -5,9 +5,14 @@
 
 Resumes from the newest readable checkpoint in the workdir. Process 0 logs loss, learning
 rate, throughput and ETA, writes TensorBoard events and `metrics.jsonl` in the workdir.
+
+Exit codes: 0 done; 75 (EX_TEMPFAIL) stopped by SIGTERM/SIGINT after saving a checkpoint, run
+again to continue; 65 (EX_DATAERR) stopped after `train.max_consecutive_nonfinite` non-finite
+steps, with a message naming the first non-finite input, activation or gradient.
 """
 import json
 import logging as std_logging
+import sys
 import time
 from pathlib import Path
 
@@ -17,7 +22,7 @@ import numpy as np
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from leaf_ssl import checkpointing, configuration, experiment, trainer
+from leaf_ssl import checkpointing, configuration, diagnostics, experiment, preemption, trainer
 from leaf_ssl.data import pipeline, sharding
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file, e.g. configs/pretrain_leaf.py:random.")
@@ -41,6 +46,7 @@ class _MetricsLog:
         self.total_steps = total_steps
         self.crops_per_step = crops_per_step
         self.pending: list[dict] = []
+        self.consecutive_nonfinite = 0  # non-finite steps at the end of what was fetched so far
         self.history: list[dict] = []
         self.restart_interval()
         self.jsonl = (workdir / "metrics.jsonl").open("a") if self.enabled else None
@@ -62,6 +68,8 @@ class _MetricsLog:
         if not self.pending:
             return None
         fetched = jax.device_get(self.pending)
+        for metrics in fetched:
+            self.consecutive_nonfinite = 0 if metrics["finite"] else self.consecutive_nonfinite + 1
         elapsed = time.perf_counter() - self.interval_start
         steps_per_second = self.timed_steps / max(elapsed, 1e-9)
         record = {key: float(np.mean([m[key] for m in fetched])) for key in fetched[0]}
@@ -108,7 +116,7 @@ def _abstract_state(state_fn, mesh):
 
 def run_pretraining(config: ml_collections.ConfigDict, workdir: str | Path) -> list[dict]:
     """Trains to config's last step (resuming if possible); returns the logged metric records."""
-    workdir = Path(workdir)
+    workdir = Path(workdir).absolute()  # orbax refuses relative checkpoint paths
     workdir.mkdir(parents=True, exist_ok=True)
     mesh = trainer.make_mesh()
     configuration.validate_config(config, num_devices=mesh.size)
@@ -148,23 +156,48 @@ def run_pretraining(config: ml_collections.ConfigDict, workdir: str | Path) -> l
 
     batch_iterator = iter(batches)
     run_start = time.perf_counter()
-    for step in range(start_step, total_steps):
-        batch = sharding.to_global_batch(next(batch_iterator), mesh)
-        state, metrics = train_step(state, batch)
-        log.add(metrics)
-        if step == start_step:
-            jax.block_until_ready(metrics)
-            log.restart_interval()
-            logging.info("first step compiled and ran in %.1f s", time.perf_counter() - run_start)
-        done = step + 1
-        if done % config.train.log_every_steps == 0 or done == total_steps:
-            log.flush(done)
-        if done % config.train.checkpoint_every_steps == 0 or done == total_steps:
-            store.save(done, state, meta(done))
-    store.wait()
-    store.close()
-    log.close()
+    try:
+        with preemption.PreemptionWatcher() as watcher:
+            for step in range(start_step, total_steps):
+                batch = sharding.to_global_batch(next(batch_iterator), mesh)
+                state, metrics = train_step(state, batch)
+                log.add(metrics)
+                if step == start_step:
+                    jax.block_until_ready(metrics)
+                    log.restart_interval()
+                    logging.info("first step compiled and ran in %.1f s", time.perf_counter() - run_start)
+                done = step + 1
+                if done % config.train.log_every_steps == 0 or done == total_steps:
+                    log.flush(done)
+                    if 0 < config.train.max_consecutive_nonfinite <= log.consecutive_nonfinite:
+                        raise preemption.NonFiniteTraining(_nonfinite_message(config, log, state, batch, done))
+                if done % config.train.checkpoint_every_steps == 0 or done == total_steps:
+                    store.save(done, state, meta(done))
+                if watcher.requested and done < total_steps:
+                    store.save(done, state, meta(done))
+                    store.wait()
+                    raise preemption.Preempted(f"{watcher.requested} received: saved step {done} in {store.directory}; "
+                                               "run the same command again to continue")
+        store.wait()
+    finally:
+        store.close()
+        log.close()
     return log.history
+
+
+def _nonfinite_message(config, log: "_MetricsLog", state, batch, step: int) -> str:
+    """Why the run stops: the count, and the first non-finite input, activation or gradient.
+
+    `state` holds the last good parameters: the non-finite steps were not applied.
+    """
+    model = experiment.build_model(config, data_parallel=False)
+    variables = {"params": state.params, "batch_stats": state.batch_stats}
+    where = diagnostics.describe_first_nonfinite(
+        model, jax.device_get(variables), diagnostics.host_batch(batch), jax.random.key(step))
+    return (f"{log.consecutive_nonfinite} consecutive non-finite steps up to step {step} "
+            f"(limit config.train.max_consecutive_nonfinite={config.train.max_consecutive_nonfinite}); "
+            f"replaying the last batch: {where}. No update of those steps was applied; "
+            f"the checkpoints in the workdir hold the last good state.")
 
 
 def _quiet_orbax_info() -> None:
@@ -179,7 +212,14 @@ def main(argv):
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     if _WORKDIR.value is None:
         raise app.UsageError("--workdir is required")
-    run_pretraining(_CONFIG.value, _WORKDIR.value)
+    try:
+        run_pretraining(_CONFIG.value, _WORKDIR.value)
+    except preemption.Preempted as stop:
+        logging.warning("%s", stop)
+        sys.exit(preemption.EXIT_PREEMPTED)
+    except preemption.NonFiniteTraining as stop:
+        logging.error("%s", stop)
+        sys.exit(preemption.EXIT_NONFINITE)
 
 
 if __name__ == "__main__":

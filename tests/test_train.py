@@ -119,10 +119,10 @@ def test_config_validation_names_the_field(field, value, message):
 
 
 def test_cli_overrides_and_bad_keys(tiny_corpus, tmp_path):
-    def train(*flags):
+    def train(*flags):  # a relative workdir, as users type it
         return subprocess.run([sys.executable, "-m", "leaf_ssl.train", "--config", str(REPO / "configs/tiny.py"),
-                               "--workdir", str(tmp_path / "cli"), *flags],
-                              capture_output=True, text=True, cwd=REPO, timeout=600)
+                               "--workdir", "cli", *flags],
+                              capture_output=True, text=True, cwd=tmp_path, timeout=600)
 
     misspelt = train("--config.train.totl_steps=3")
     assert misspelt.returncode != 0 and "totl_steps" in misspelt.stderr

@@ -1,0 +1,112 @@
+"""Preemption, non-finite steps and their diagnosis, on the tiny config and the tiny corpus."""
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import jax
+import numpy as np
+import orbax.checkpoint as ocp
+import pytest
+
+from leaf_ssl import diagnostics, experiment, preemption, trainer
+from leaf_ssl import train as train_module
+from leaf_ssl.train import run_pretraining
+from tests.tiny_config import tiny_config
+
+REPO = Path(__file__).resolve().parent.parent
+STEPS = 24
+
+
+def _config(corpus, **train):
+    config = tiny_config("leaf")
+    config.data.train_shards = str(corpus / "pretrain")
+    config.train.update(dict(total_steps=STEPS, checkpoint_every_steps=STEPS, log_every_steps=2, **train))
+    return config
+
+
+def _params_at(workdir: Path, step: int):
+    return ocp.StandardCheckpointer().restore(workdir / "checkpoints" / str(step) / "state")["params"]
+
+
+def test_sigterm_saves_and_the_resumed_run_is_bit_identical(tiny_corpus, tmp_path):
+    reference = tmp_path / "reference"
+    run_pretraining(_config(tiny_corpus), reference)
+
+    interrupted = tmp_path / "interrupted"
+    command = [sys.executable, "-m", "leaf_ssl.train", "--config", str(REPO / "configs/tiny.py"),
+               "--workdir", str(interrupted), f"--config.data.train_shards={tiny_corpus / 'pretrain'}",
+               f"--config.train.total_steps={STEPS}", f"--config.train.checkpoint_every_steps={STEPS}",
+               "--config.train.log_every_steps=2"]
+    process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    metrics = interrupted / "metrics.jsonl"
+    deadline = time.time() + 300
+    while not (metrics.exists() and metrics.read_text().count("\n") >= 2):  # step 4 logged: mid-run
+        assert process.poll() is None and time.time() < deadline, process.communicate()[1][-3000:]
+        time.sleep(0.05)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=300)
+    assert process.returncode == preemption.EXIT_PREEMPTED, stderr[-3000:]
+    saved = [int(p.name) for p in (interrupted / "checkpoints").iterdir() if p.name.isdigit()]
+    assert len(saved) == 1 and 4 <= saved[0] < STEPS, saved
+    assert f"saved step {saved[0]}" in stderr
+
+    history = run_pretraining(_config(tiny_corpus), interrupted)
+    assert history[-1]["step"] == STEPS
+    jax.tree.map(np.testing.assert_array_equal, _params_at(interrupted, STEPS), _params_at(reference, STEPS))
+
+
+def _poison_batches_from(monkeypatch, first_bad_step: int, last_bad_step: int):
+    """Makes the trainer's batches at 0-based steps [first, last] hold a NaN sample."""
+    real = train_module.sharding.to_global_batch
+    calls = {"step": 0}
+
+    def poisoned(batch, mesh):
+        step = calls["step"]
+        calls["step"] += 1
+        if first_bad_step <= step <= last_bad_step:
+            batch = dict(batch, anchor=np.array(batch["anchor"]))
+            batch["anchor"][0, 7] = np.nan
+        return real(batch, mesh)
+
+    monkeypatch.setattr(train_module.sharding, "to_global_batch", poisoned)
+
+
+def test_one_nan_batch_is_skipped_counted_and_training_goes_on(tiny_corpus, tmp_path, monkeypatch):
+    _poison_batches_from(monkeypatch, 3, 3)
+    history = run_pretraining(_config(tiny_corpus, total_steps=6), tmp_path / "run")
+    assert [h["skipped"] for h in history] == [0, 1, 0]
+    assert all(np.isfinite(h["loss"]) for h in history if h["skipped"] == 0)
+    state = ocp.StandardCheckpointer().restore(tmp_path / "run" / "checkpoints" / "6" / "state")
+    assert int(state["skipped_steps"]) == 1 and int(state["step"]) == 6
+
+
+def test_repeated_nan_batches_stop_the_run_naming_the_cause(tiny_corpus, tmp_path, monkeypatch):
+    _poison_batches_from(monkeypatch, 2, 10**6)
+    workdir = tmp_path / "run"
+    config = _config(tiny_corpus, total_steps=20, checkpoint_every_steps=2, max_consecutive_nonfinite=3)
+    with pytest.raises(preemption.NonFiniteTraining, match=r"4 consecutive non-finite steps up to step 6 .*"
+                                                           r"input batch\['anchor'\] holds NaN"):
+        run_pretraining(config, workdir)
+    assert sorted(int(p.name) for p in (workdir / "checkpoints").iterdir() if p.name.isdigit()) == [2, 4]
+    good = _params_at(workdir, 2)
+    jax.tree.map(np.testing.assert_array_equal, _params_at(workdir, 4), good)
+    jax.tree.map(lambda leaf: np.testing.assert_equal(np.isfinite(leaf).all(), True), good)
+
+
+def test_diagnosis_names_the_first_non_finite_activation():
+    config = tiny_config("leaf")
+    model = experiment.build_model(config, data_parallel=False)
+    crop = experiment.crop_samples(config)
+    variables = jax.device_get(trainer.init_variables(model, jax.random.key(0), crop))
+    variables["params"]["projection"]["kernel"][3, 2] = np.inf
+    rng = np.random.default_rng(0)
+    batch = {"anchor": rng.standard_normal((4, crop)).astype(np.float32), "positive": rng.standard_normal((4, crop)).astype(np.float32)}
+    message = diagnostics.describe_first_nonfinite(model, variables, batch, jax.random.key(0))
+    assert message == "variables['params']['projection']['kernel'] holds Inf"
+    variables = jax.device_get(trainer.init_variables(model, jax.random.key(0), crop))
+    batch["positive"][1] *= 1e30  # finite, but its energy overflows inside the frontend
+    message = diagnostics.describe_first_nonfinite(model, variables, batch, jax.random.key(0))
+    assert message.startswith("activation ['frontend']"), message
