@@ -171,10 +171,10 @@ def run_pretraining(config: ml_collections.ConfigDict, workdir: str | Path) -> l
                     log.flush(done)
                     if 0 < config.train.max_consecutive_nonfinite <= log.consecutive_nonfinite:
                         raise preemption.NonFiniteTraining(_nonfinite_message(config, log, state, batch, done))
-                if done % config.train.checkpoint_every_steps == 0 or done == total_steps:
+                preempted = watcher.requested is not None and done < total_steps
+                if done % config.train.checkpoint_every_steps == 0 or done == total_steps or preempted:
                     store.save(done, state, meta(done))
-                if watcher.requested and done < total_steps:
-                    store.save(done, state, meta(done))
+                if preempted:
                     store.wait()
                     raise preemption.Preempted(f"{watcher.requested} received: saved step {done} in {store.directory}; "
                                                "run the same command again to continue")
