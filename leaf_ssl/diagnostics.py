@@ -50,19 +50,21 @@ def describe_first_nonfinite(model: cola.ColaModel, variables: dict, batch: dict
     augment_key, dropout_key = jax.random.split(rng)
     rngs = {"specaugment": augment_key, "dropout": dropout_key}
 
-    def loss_fn(params):
+    def forward(params):
         (logits, targets), state = model.apply(
             {"params": params, "batch_stats": variables["batch_stats"]}, batch["anchor"], batch["positive"],
             train=True, rngs=rngs, mutable=["batch_stats", "intermediates"], capture_intermediates=True)
         return cola.contrastive_loss(logits, targets), state["intermediates"]
 
-    (loss, intermediates), grads = jax.jit(jax.value_and_grad(loss_fn, has_aux=True))(variables["params"])
-    # Module outputs are captured in call order, so the first non-finite one is where it started.
+    # Unjitted on purpose: flax records module outputs in call order, and jit's output pytree
+    # would sort the dict keys; so the first non-finite output found is where it started.
+    loss, intermediates = forward(variables["params"])
     activation = _first_nonfinite_leaf(intermediates, "activation ")
     if activation:
         return activation
     if not np.isfinite(float(loss)):
         return f"the loss is {float(loss)} although every activation is finite"
+    grads = jax.jit(jax.grad(lambda params: forward(params)[0]))(variables["params"])
     gradient = _first_nonfinite_leaf(grads, "gradient of params")
     if gradient:
         return gradient

@@ -17,13 +17,13 @@ from leaf_ssl.train import run_pretraining
 from tests.tiny_config import tiny_config
 
 REPO = Path(__file__).resolve().parent.parent
-STEPS = 24
+STEPS = 14
 
 
 def _config(corpus, **train):
     config = tiny_config("leaf")
     config.data.train_shards = str(corpus / "pretrain")
-    config.train.update(dict(total_steps=STEPS, checkpoint_every_steps=STEPS, log_every_steps=2, **train))
+    config.train.update({"total_steps": STEPS, "checkpoint_every_steps": STEPS, "log_every_steps": 2, **train})
     return config
 
 
@@ -100,13 +100,14 @@ def test_diagnosis_names_the_first_non_finite_activation():
     config = tiny_config("leaf")
     model = experiment.build_model(config, data_parallel=False)
     crop = experiment.crop_samples(config)
-    variables = jax.device_get(trainer.init_variables(model, jax.random.key(0), crop))
+    fresh_variables = lambda: jax.tree.map(np.array, trainer.init_variables(model, jax.random.key(0), crop))
+    variables = fresh_variables()
     variables["params"]["projection"]["kernel"][3, 2] = np.inf
     rng = np.random.default_rng(0)
     batch = {"anchor": rng.standard_normal((4, crop)).astype(np.float32), "positive": rng.standard_normal((4, crop)).astype(np.float32)}
     message = diagnostics.describe_first_nonfinite(model, variables, batch, jax.random.key(0))
     assert message == "variables['params']['projection']['kernel'] holds Inf"
-    variables = jax.device_get(trainer.init_variables(model, jax.random.key(0), crop))
+    variables = fresh_variables()
     batch["positive"][1] *= 1e30  # finite, but its energy overflows inside the frontend
     message = diagnostics.describe_first_nonfinite(model, variables, batch, jax.random.key(0))
     assert message.startswith("activation ['frontend']"), message
