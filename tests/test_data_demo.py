@@ -14,25 +14,12 @@ from leaf_ssl.data.demo_sources.midi import Note, _variable_length, midi_file
 from leaf_ssl.data.records import read_clips
 
 
-def tools_installed():
-    try:
-        for source in demo.SOURCES.values():
-            source.check_available()
-    except MissingToolError:
-        return False
-    return True
-
-
-needs_tools = pytest.mark.skipif(not tools_installed(), reason="demo corpus packages not installed")
-
-
 @pytest.fixture(scope="module")
-def tiny_corpus(tmp_path_factory):
-    out = tmp_path_factory.mktemp("corpus")
-    return out, demo.build_demo_corpus(out, "tiny", workers=2, progress=False)
+def tiny_corpus(tiny_corpus):
+    """The session's tiny corpus (tests/conftest.py; launch/setup.sh installs its tools) and its manifest."""
+    return tiny_corpus, json.loads((tiny_corpus / demo.MANIFEST).read_text())
 
 
-@needs_tools
 def test_tiny_corpus_has_every_task_with_labelled_splits(tiny_corpus):
     out, manifest = tiny_corpus
     assert json.loads((out / "corpus.json").read_text()) == manifest
@@ -51,7 +38,6 @@ def test_tiny_corpus_has_every_task_with_labelled_splits(tiny_corpus):
         assert set(per_class) == set(classes)  # every class in the test split
 
 
-@needs_tools
 def test_splits_hold_out_speakers_pitches_and_prompts(tiny_corpus):
     out, _ = tiny_corpus
     held_out_unit = {  # what each task's split keeps apart, read from the clip ids
@@ -65,7 +51,6 @@ def test_splits_hold_out_speakers_pitches_and_prompts(tiny_corpus):
         assert train and test and not train & test, task
 
 
-@needs_tools
 def test_pretrain_shards_hold_the_train_clips_unlabelled(tiny_corpus):
     out, manifest = tiny_corpus
     pretrain = list(read_clips(str(out / "pretrain")))
@@ -75,7 +60,6 @@ def test_pretrain_shards_hold_the_train_clips_unlabelled(tiny_corpus):
     assert len(os.listdir(out / "pretrain")) == manifest["settings"]["pretrain_shards"]
 
 
-@needs_tools
 def test_matching_corpus_is_not_rebuilt(tiny_corpus):
     out, manifest = tiny_corpus
     shard = next((out / "pretrain").iterdir())
