@@ -69,7 +69,7 @@ def bench_frontends(args: argparse.Namespace) -> list[dict]:
     return rows
 
 
-def _train_step_case(frontend: str, n_filters: int, encoder_dtype: str, pairs_per_device: int):
+def _train_step_case(frontend: str, n_filters: int, encoder_dtype: str, pairs_per_device: int, remat: bool):
     """A jitted COLA step, its initial state and an on-device batch, built as the trainer builds them."""
     from jax.sharding import NamedSharding, PartitionSpec
     from leaf_ssl import configuration, experiment, trainer
@@ -77,6 +77,7 @@ def _train_step_case(frontend: str, n_filters: int, encoder_dtype: str, pairs_pe
     config = configuration.pretraining_config()
     config.frontend = {"name": frontend} if frontend == "mel" else {"name": frontend, "n_filters": n_filters}
     config.encoder.dtype = encoder_dtype
+    config.model.remat_frontend = remat
     mesh = trainer.make_mesh(jax.local_devices())
     config.train.batch_size = pairs_per_device * mesh.size
     model = experiment.build_model(config)
@@ -101,7 +102,8 @@ def bench_train_step(args: argparse.Namespace) -> list[dict]:
     """The whole train step per encoder dtype; one row per dtype."""
     rows = []
     for dtype in args.dtypes.split(","):
-        step, state, batch, devices = _train_step_case(args.frontend, args.n_filters, dtype, args.pairs_per_device)
+        step, state, batch, devices = _train_step_case(args.frontend, args.n_filters, dtype, args.pairs_per_device,
+                                                       args.remat_frontend)
         compiled = step.lower(state, batch).compile()
         cost = compiled.cost_analysis()
         cost = cost[0] if isinstance(cost, (list, tuple)) else cost
@@ -118,7 +120,8 @@ def bench_train_step(args: argparse.Namespace) -> list[dict]:
             durations.append(time.perf_counter() - start)
         seconds = statistics.median(durations)
         crops = 2 * args.pairs_per_device * devices
-        rows.append({"case": f"step_{args.frontend}_{dtype}", "batch": crops, "n_filters": args.n_filters,
+        remat = "_remat" if args.remat_frontend else ""
+        rows.append({"case": f"step_{args.frontend}_{dtype}{remat}", "batch": crops, "n_filters": args.n_filters,
                      "ms": 1e3 * seconds, "crops_per_s": crops / seconds,
                      "gflop_per_step": flops / 1e9, "tflop_per_s": flops / seconds / 1e12,
                      "gb_accessed_per_step": bytes_accessed / 1e9, "peak_memory_gib": _peak_memory_gib()})
@@ -141,6 +144,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--pairs_per_device", type=int, default=256, help="step: pairs per device")
     parser.add_argument("--frontend", default="leaf", help="step: leaf | sincnet | sincnet_plus | mel")
     parser.add_argument("--dtypes", default="float32,bfloat16", help="step: encoder dtypes, comma-separated")
+    parser.add_argument("--remat_frontend", action="store_true", help="step: recompute the frontend in backward")
     parser.add_argument("--json", help="also write the rows (and the device) to this JSON file")
     return parser.parse_args(argv)
 

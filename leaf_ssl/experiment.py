@@ -3,7 +3,10 @@
 Shared by the trainer's entry point, the benchmark and the probe, so that a checkpoint's saved
 config rebuilds exactly the model that wrote it.
 """
+import dataclasses
 import math
+
+import flax.linen as nn
 
 import ml_collections
 import optax
@@ -29,8 +32,11 @@ def build_model(config: ml_collections.ConfigDict, *, data_parallel: bool = True
     encoder_config = ml_collections.ConfigDict(config.encoder.to_dict())
     sync_batch_norm = data_parallel and config.train.batch_norm == "sync"
     encoder_config.bn_axis_name = DATA_AXIS if sync_batch_norm else None
+    frontend = make_frontend(config.frontend)
+    if config.model.remat_frontend:
+        frontend = _rematerialised(frontend)
     return cola.ColaModel(
-        frontend=make_frontend(config.frontend),
+        frontend=frontend,
         encoder=make_encoder(encoder_config),
         embedding_dim=config.model.embedding_dim,
         similarity=config.model.similarity,
@@ -40,6 +46,14 @@ def build_model(config: ml_collections.ConfigDict, *, data_parallel: bool = True
         time_masks=config.model.time_masks,
         time_mask_width=config.model.time_mask_width,
     )
+
+
+def _rematerialised(module: nn.Module) -> nn.Module:
+    """The same module (same fields, same parameter tree) with its activations recomputed in the
+    backward pass instead of stored: the frontend's full-rate filter outputs dominate memory."""
+    fields = {f.name: getattr(module, f.name) for f in dataclasses.fields(module)
+              if f.init and f.name not in ("parent", "name")}
+    return nn.remat(type(module))(**fields)
 
 
 def training_steps(config: ml_collections.ConfigDict, num_clips: int) -> tuple[int, int]:
