@@ -10,19 +10,29 @@ The parameter shapes in `meta` let a restore refuse, with a readable message, a 
 another architecture before orbax is asked to fit mismatched arrays. A latest checkpoint that
 cannot be read (killed mid-write, truncated files) is reported, moved to
 `unreadable_checkpoints/`, and the previous one is used.
+
+Paths may be local or on cloud storage (``gs://bucket/run``): `etils.epath` and orbax handle
+both, so a pod's processes write one checkpoint into a bucket together.
 """
 import json
 import logging
-import shutil
+import os
 import time
-from pathlib import Path
 from typing import Any
 
 import jax
 import orbax.checkpoint as ocp
+from etils import epath
+from jax.experimental import multihost_utils
 
 STATE_ITEM = "state"
 META_ITEM = "meta"
+
+
+def resolve_dir(path: str | os.PathLike) -> epath.Path:
+    """A run folder as an absolute path (orbax refuses relative ones); cloud URLs are kept as they are."""
+    path = os.fspath(path)
+    return epath.Path(path if "://" in path else os.path.abspath(path))
 
 
 def param_shapes(params) -> dict[str, list[int]]:
@@ -50,8 +60,8 @@ class CheckpointError(RuntimeError):
 class CheckpointStore:
     """Async orbax CheckpointManager over `<workdir>/checkpoints`, keeping the last `keep`."""
 
-    def __init__(self, directory: str | Path, keep: int = 3, async_save: bool = True):
-        self.directory = Path(directory)
+    def __init__(self, directory: str | os.PathLike, keep: int = 3, async_save: bool = True):
+        self.directory = resolve_dir(directory)
         options = ocp.CheckpointManagerOptions(max_to_keep=keep, enable_async_checkpointing=async_save,
                                                create=True)
         self._manager = ocp.CheckpointManager(self.directory, options=options,
@@ -98,12 +108,14 @@ class CheckpointStore:
                                 self.directory, step, type(error).__name__, str(error)[:300], aside)
         return None
 
-    def _set_aside(self, step: int) -> Path:
+    def _set_aside(self, step: int) -> epath.Path:
         """Moves an unreadable step out of the manager's folder (kept for inspection), so the
-        resumed run can write that step again."""
+        resumed run can write that step again. Process 0 moves it; the others wait for it."""
         aside = self.directory.parent / "unreadable_checkpoints" / f"{step}-{int(time.time())}"
-        aside.parent.mkdir(parents=True, exist_ok=True)
-        shutil.move(str(self.directory / str(step)), aside)
+        if jax.process_index() == 0:
+            aside.parent.mkdir(parents=True, exist_ok=True)
+            (self.directory / str(step)).rename(aside)
+        multihost_utils.sync_global_devices(f"leaf_ssl: set aside unreadable checkpoint {step}")
         self._manager.reload()
         return aside
 
@@ -114,6 +126,6 @@ class CheckpointStore:
         self._manager.close()
 
 
-def write_config_json(workdir: str | Path, config_dict: dict) -> None:
-    path = Path(workdir) / "config.json"
+def write_config_json(workdir: str | os.PathLike, config_dict: dict) -> None:
+    path = resolve_dir(workdir) / "config.json"
     path.write_text(json.dumps(config_dict, indent=2, sort_keys=True))

@@ -65,6 +65,10 @@ def pretraining_config() -> ml_collections.ConfigDict:
     # A step whose loss or gradient is not finite is not applied (and counted). This many in a
     # row stop the run (checked at each log line, so up to log_every_steps later); 0 never stops.
     config.train.max_consecutive_nonfinite = 10
+    # With several processes, how often they agree on whether one of them got SIGTERM (one
+    # tiny all-gather, which waits for the step); a lone process checks every step for free.
+    # The stop then comes at most this many steps after the signal.
+    config.train.stop_check_every_steps = 10
     return config
 
 
@@ -90,7 +94,7 @@ def _check_no_unknown_fields(config, reference, prefix: str = ""):
             _check_no_unknown_fields(config[key], reference[key], prefix=f"{path}.")
 
 
-def validate_config(config: ml_collections.ConfigDict, num_devices: int) -> None:
+def validate_config(config: ml_collections.ConfigDict, num_devices: int, num_processes: int = 1) -> None:
     """Raises a ValueError/TypeError naming the first bad field. Call before any compile."""
     _check_no_unknown_fields(config, pretraining_config())
     if "name" not in config.frontend:
@@ -103,7 +107,8 @@ def validate_config(config: ml_collections.ConfigDict, num_devices: int) -> None
     _check_choice("train.batch_norm", config.train.batch_norm, BATCH_NORM_MODES)
     for path in ("model.embedding_dim", "model.temperature", "data.sample_rate", "data.crop_seconds",
                  "data.shuffle_buffer", "train.batch_size", "train.base_learning_rate",
-                 "train.log_every_steps", "train.checkpoint_every_steps", "train.keep_checkpoints"):
+                 "train.log_every_steps", "train.checkpoint_every_steps", "train.keep_checkpoints",
+                 "train.stop_check_every_steps"):
         section, field = path.split(".")
         _check_positive(path, config[section][field])
     for path in ("model.freq_masks", "model.freq_mask_width", "model.time_masks", "model.time_mask_width",
@@ -114,6 +119,9 @@ def validate_config(config: ml_collections.ConfigDict, num_devices: int) -> None
     if config.train.batch_size % num_devices:
         raise ValueError(f"config.train.batch_size={config.train.batch_size} does not divide over "
                          f"{num_devices} devices; use a multiple of {num_devices}")
+    if config.train.batch_size % num_processes:
+        raise ValueError(f"config.train.batch_size={config.train.batch_size} does not divide over "
+                         f"{num_processes} processes; use a multiple of {num_processes}")
     if config.train.total_steps == 0 and config.train.num_epochs == 0:
         raise ValueError("config.train.num_epochs and config.train.total_steps are both 0: nothing to train")
     if not config.data.train_shards:

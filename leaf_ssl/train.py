@@ -4,7 +4,13 @@
         --config.data.train_shards=/data/audioset/pretrain --config.train.batch_size=512
 
 Resumes from the newest readable checkpoint in the workdir. Process 0 logs loss, learning
-rate, throughput and ETA, writes TensorBoard events and `metrics.jsonl` in the workdir.
+rate, throughput and ETA, writes TensorBoard events and `metrics.jsonl` in the workdir. The
+workdir and the shards may be on cloud storage (gs://...).
+
+Several processes (a TPU pod, a GPU cluster, `launch/local_multiprocess.sh`) run the same
+command; see `leaf_ssl.distributed` for how they find each other (auto-detected on SLURM, Open
+MPI and Cloud TPU; `--coordinator/--num_processes/--process_id` otherwise). Each reads its own
+shards; all write the checkpoints together.
 
 Exit codes: 0 done; 75 (EX_TEMPFAIL) stopped by SIGTERM/SIGINT after saving a checkpoint, run
 again to continue; 65 (EX_DATAERR) stopped after `train.max_consecutive_nonfinite` non-finite
@@ -13,8 +19,8 @@ steps, with a message naming the first non-finite input, activation or gradient.
 import json
 import logging as std_logging
 import sys
+import os
 import time
-from pathlib import Path
 
 import jax
 import ml_collections
@@ -22,11 +28,18 @@ import numpy as np
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from leaf_ssl import checkpointing, configuration, diagnostics, experiment, preemption, trainer
+from leaf_ssl import checkpointing, configuration, diagnostics, distributed, experiment, preemption, trainer
 from leaf_ssl.data import pipeline, sharding
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file, e.g. configs/pretrain_leaf.py:random.")
-_WORKDIR = flags.DEFINE_string("workdir", None, "Folder for checkpoints, config.json, logs and TensorBoard events.")
+_WORKDIR = flags.DEFINE_string("workdir", None, "Folder for checkpoints, config.json, logs and TensorBoard events "
+                                "(local or gs://; shared by all processes).")
+_DISTRIBUTED = flags.DEFINE_enum("distributed", "auto", distributed.MODES,
+                                 "auto: join a multi-process run when the flags below are given or SLURM, Open MPI "
+                                 "or a Cloud TPU pod is detected; on: always call jax.distributed.initialize; off: never.")
+_COORDINATOR = flags.DEFINE_string("coordinator", None, "HOST:PORT of process 0's coordinator, e.g. 10.0.0.2:1234.")
+_NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Processes in the run (with --coordinator).")
+_PROCESS_ID = flags.DEFINE_integer("process_id", None, "This process's index in [0, num_processes).")
 
 
 def _format_duration(seconds: float) -> str:
@@ -41,7 +54,7 @@ class _MetricsLog:
     except once per interval.
     """
 
-    def __init__(self, workdir: Path, total_steps: int, crops_per_step: int):
+    def __init__(self, workdir, total_steps: int, crops_per_step: int):
         self.enabled = jax.process_index() == 0
         self.total_steps = total_steps
         self.crops_per_step = crops_per_step
@@ -49,10 +62,11 @@ class _MetricsLog:
         self.consecutive_nonfinite = 0  # non-finite steps at the end of what was fetched so far
         self.history: list[dict] = []
         self.restart_interval()
-        self.jsonl = (workdir / "metrics.jsonl").open("a") if self.enabled else None
+        self.jsonl = None
         self.summary_writer = None
         if self.enabled:
-            import tensorflow as tf  # only for TensorBoard event files
+            import tensorflow as tf  # for TensorBoard event files, and gfile appends to gs://
+            self.jsonl = tf.io.gfile.GFile(str(workdir / "metrics.jsonl"), "a")
             self.summary_writer = tf.summary.create_file_writer(str(workdir / "tensorboard"))
 
     def restart_interval(self) -> None:
@@ -108,18 +122,37 @@ def _count_clips(train_shards: str) -> int:
     return int(np.sum(multihost_utils.process_allgather(np.asarray(local))))
 
 
+def input_batches(config: ml_collections.ConfigDict, *, per_process_batch: int, crop_samples: int,
+                  start_batch: int):
+    """This process's stream of (anchor, positive) batches from batch `start_batch` on."""
+    return pipeline.pretraining_dataset(
+        config.data.train_shards, per_process_batch=per_process_batch, crop_samples=crop_samples, seed=config.seed,
+        noise_std=config.data.noise_std, shuffle_buffer=config.data.shuffle_buffer, start_batch=start_batch)
+
+
 def _abstract_state(state_fn, mesh):
     """ShapeDtypeStructs of the train state, replicated on the mesh: orbax's restore target."""
     shapes = jax.eval_shape(state_fn)
     return jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=trainer.replicated(mesh)), shapes)
 
 
-def run_pretraining(config: ml_collections.ConfigDict, workdir: str | Path) -> list[dict]:
-    """Trains to config's last step (resuming if possible); returns the logged metric records."""
-    workdir = Path(workdir).absolute()  # orbax refuses relative checkpoint paths
+def run_pretraining(config: ml_collections.ConfigDict, workdir: str | os.PathLike) -> list[dict]:
+    """Trains to config's last step (resuming if possible); returns the logged metric records.
+
+    With several processes, every process calls this with the same config and workdir.
+    """
+    # Watching from the start: a SIGTERM while restoring or compiling (minutes on a pod) then
+    # stops the run cleanly after its first step instead of killing it.
+    with preemption.PreemptionWatcher() as watcher:
+        return _train(config, workdir, watcher)
+
+
+def _train(config: ml_collections.ConfigDict, workdir: str | os.PathLike,
+           watcher: preemption.PreemptionWatcher) -> list[dict]:
+    workdir = checkpointing.resolve_dir(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     mesh = trainer.make_mesh()
-    configuration.validate_config(config, num_devices=mesh.size)
+    configuration.validate_config(config, num_devices=mesh.size, num_processes=jax.process_count())
     per_process_batch = config.train.batch_size // jax.process_count()
     crop = experiment.crop_samples(config)
 
@@ -137,8 +170,9 @@ def run_pretraining(config: ml_collections.ConfigDict, workdir: str | Path) -> l
     restored = store.restore_latest_readable(_abstract_state(new_state, mesh), expected_shapes)
     if restored is None:
         state = new_state()
-        logging.info("new run in %s: %d clips per epoch, %d steps (%d warm-up), global batch %d pairs on %d devices",
-                     workdir, num_clips, total_steps, warmup_steps, config.train.batch_size, mesh.size)
+        logging.info("new run in %s: %d clips per epoch, %d steps (%d warm-up), global batch %d pairs on %d devices"
+                     " of %d process(es)", workdir, num_clips, total_steps, warmup_steps, config.train.batch_size,
+                     mesh.size, jax.process_count())
     else:
         state, _ = restored
         logging.info("resumed %s at step %d of %d", workdir, int(state.step), total_steps)
@@ -146,9 +180,7 @@ def run_pretraining(config: ml_collections.ConfigDict, workdir: str | Path) -> l
         checkpointing.write_config_json(workdir, config.to_dict())
 
     start_step = int(state.step)
-    batches = pipeline.pretraining_dataset(
-        config.data.train_shards, per_process_batch=per_process_batch, crop_samples=crop, seed=config.seed,
-        noise_std=config.data.noise_std, shuffle_buffer=config.data.shuffle_buffer, start_batch=start_step)
+    batches = input_batches(config, per_process_batch=per_process_batch, crop_samples=crop, start_batch=start_step)
     train_step = trainer.make_train_step(model, optimizer, schedule, mesh, negatives=config.model.negatives)
     log = _MetricsLog(workdir, total_steps, crops_per_step=2 * config.train.batch_size)
     meta = lambda step: {"config": config.to_dict(), "step": step, "data_position": step,
@@ -157,32 +189,40 @@ def run_pretraining(config: ml_collections.ConfigDict, workdir: str | Path) -> l
     batch_iterator = iter(batches)
     run_start = time.perf_counter()
     try:
-        with preemption.PreemptionWatcher() as watcher:
-            for step in range(start_step, total_steps):
-                batch = sharding.to_global_batch(next(batch_iterator), mesh)
-                state, metrics = train_step(state, batch)
-                log.add(metrics)
-                if step == start_step:
-                    jax.block_until_ready(metrics)
-                    log.restart_interval()
-                    logging.info("first step compiled and ran in %.1f s", time.perf_counter() - run_start)
-                done = step + 1
-                if done % config.train.log_every_steps == 0 or done == total_steps:
-                    log.flush(done)
-                    if 0 < config.train.max_consecutive_nonfinite <= log.consecutive_nonfinite:
-                        raise preemption.NonFiniteTraining(_nonfinite_message(config, log, state, batch, done))
-                preempted = watcher.requested is not None and done < total_steps
-                if done % config.train.checkpoint_every_steps == 0 or done == total_steps or preempted:
-                    store.save(done, state, meta(done))
-                if preempted:
-                    store.wait()
-                    raise preemption.Preempted(f"{watcher.requested} received: saved step {done} in {store.directory}; "
-                                               "run the same command again to continue")
+        for step in range(start_step, total_steps):
+            batch = sharding.to_global_batch(next(batch_iterator), mesh)
+            state, metrics = train_step(state, batch)
+            log.add(metrics)
+            if step == start_step:
+                jax.block_until_ready(metrics)
+                log.restart_interval()
+                logging.info("first step compiled and ran in %.1f s", time.perf_counter() - run_start)
+            done = step + 1
+            if done % config.train.log_every_steps == 0 or done == total_steps:
+                log.flush(done)
+                if 0 < config.train.max_consecutive_nonfinite <= log.consecutive_nonfinite:
+                    raise preemption.NonFiniteTraining(_nonfinite_message(config, log, state, batch, done))
+            preempted = done < total_steps and _stop_agreed(watcher, done, config.train.stop_check_every_steps)
+            if done % config.train.checkpoint_every_steps == 0 or done == total_steps or preempted:
+                store.save(done, state, meta(done))
+            if preempted:
+                store.wait()
+                signal = watcher.requested or "a stop request on another process"
+                raise preemption.Preempted(f"{signal} received: saved step {done} in {store.directory}; "
+                                           "run the same command again to continue")
         store.wait()
     finally:
         store.close()
         log.close()
     return log.history
+
+
+def _stop_agreed(watcher: preemption.PreemptionWatcher, step: int, check_every: int) -> bool:
+    """Whether all processes stop after `step`: a lone process whenever it got a signal; several
+    processes only at agreed steps, so that all of them save the same step and exit together."""
+    if jax.process_count() == 1:
+        return watcher.requested is not None
+    return step % check_every == 0 and distributed.any_process(watcher.requested is not None)
 
 
 def _nonfinite_message(config, log: "_MetricsLog", state, batch, step: int) -> str:
@@ -212,6 +252,11 @@ def main(argv):
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     if _WORKDIR.value is None:
         raise app.UsageError("--workdir is required")
+    try:
+        distributed.initialize(_DISTRIBUTED.value, coordinator=_COORDINATOR.value,
+                               num_processes=_NUM_PROCESSES.value, process_id=_PROCESS_ID.value)
+    except ValueError as error:
+        raise app.UsageError(str(error)) from error
     try:
         run_pretraining(_CONFIG.value, _WORKDIR.value)
     except preemption.Preempted as stop:

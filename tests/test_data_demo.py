@@ -57,7 +57,7 @@ def test_pretrain_shards_hold_the_train_clips_unlabelled(tiny_corpus):
     train_ids = {clip.id for task in manifest["tasks"] for clip in read_clips(str(out / "tasks" / task / "train-*"))}
     assert {clip.id for clip in pretrain} == train_ids
     assert all(clip.labels.size == 0 for clip in pretrain)
-    assert len(os.listdir(out / "pretrain")) == manifest["settings"]["pretrain_shards"]
+    assert len(list((out / "pretrain").glob("*.tfrecord"))) == manifest["settings"]["pretrain_shards"]
 
 
 def test_matching_corpus_is_not_rebuilt(tiny_corpus):

@@ -5,6 +5,7 @@ ranges, all >= 1), so with normalisation and noise switched off the first value 
 which clip and which sample it starts at, and zero padding is recognisable.
 """
 import hashlib
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -13,8 +14,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from leaf_ssl.data.pipeline import local_shards, pretraining_dataset
-from leaf_ssl.data.records import serialize_clip, write_shards
+from leaf_ssl.data.pipeline import count_valid_records, local_shards, pretraining_dataset
+from leaf_ssl.data.records import (COUNT_SUFFIX, list_shards, read_record_count, serialize_clip, write_record_count,
+                                   write_shards)
 
 CROP = 64
 
@@ -190,10 +192,23 @@ def test_truncated_shard_does_not_stop_the_run(tmp_path):
     write_shards([(f"c{i}", np.full(1000, 0.1, np.float32), []) for i in range(4)], tmp_path, "p", 2)
     damaged = sorted(tmp_path.glob("*.tfrecord"))[0]
     damaged.write_bytes(damaged.read_bytes()[:-300])
+    os.remove(str(damaged) + COUNT_SUFFIX)  # the sidecar would still say 2: count by reading
     batches = pretraining_dataset(tmp_path, per_process_batch=3, seed=0, crop_samples=CROP, process_index=0,
                                   process_count=1)
     assert batches.records_per_epoch == 3
     assert all(next(batches)["anchor"].shape == (3, CROP) for _ in range(3))
+
+
+def test_epoch_length_comes_from_the_count_sidecars_without_reading_the_shards(tmp_path):
+    write_shards([(f"c{i}", np.full(1000, 0.1, np.float32), []) for i in range(5)], tmp_path, "p", 2)
+    files = list_shards(tmp_path)
+    assert [read_record_count(path) for path in files] == [3, 2]
+    assert count_valid_records(files) == 5
+    for path in files:
+        os.remove(path + COUNT_SUFFIX)
+    assert count_valid_records(files) == 5  # parsed instead
+    write_record_count(files[0], 1000)  # a sidecar is trusted: nothing is read
+    assert count_valid_records(files) == 1002
 
 
 def test_missing_or_empty_data_gives_a_clear_error(tmp_path):

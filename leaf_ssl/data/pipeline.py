@@ -36,7 +36,7 @@ import numpy as np
 import tensorflow as tf
 
 from leaf_ssl.data.audio import SAMPLE_RATE
-from leaf_ssl.data.records import INT16_SCALE, list_shards
+from leaf_ssl.data.records import INT16_SCALE, list_shards, read_record_count
 
 logger = logging.getLogger(__name__)
 
@@ -183,6 +183,15 @@ def local_shards(
 
 
 def count_valid_records(files: list[str]) -> int:
+    """The valid records of `files`: from each shard's ``.count`` sidecar where there is one
+    (written by our shard writers after the shard), otherwise counted by parsing every record."""
+    sidecar_counts = [read_record_count(path) for path in files]
+    unlisted = [path for path, count in zip(files, sidecar_counts) if count is None]
+    listed_total = sum(count for count in sidecar_counts if count is not None)
+    return listed_total + (_count_by_parsing(unlisted) if unlisted else 0)
+
+
+def _count_by_parsing(files: list[str]) -> int:
     """Counts the records of `files` that parse and validate (one pass over the serialized bytes)."""
     records = tf.data.TFRecordDataset(files, num_parallel_reads=tf.data.AUTOTUNE).ignore_errors()
     valid = records.map(lambda record: _parse_audio(record)[1], num_parallel_calls=tf.data.AUTOTUNE).ignore_errors()

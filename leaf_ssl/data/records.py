@@ -11,12 +11,15 @@ Features of each Example:
 Shards are named ``{prefix}-{index:05d}-of-{count:05d}.tfrecord``; `ShardWriter` fills them
 round-robin, so shards hold near-equal clip counts and can be split between processes.
 
+Each finished shard has a sidecar ``<shard>.count`` holding its number of records, written
+after the shard itself, so a run on millions of clips (possibly in a bucket) knows its epoch
+length without reading every shard at start-up.
+
 Int16 conversion: float samples are clipped to [-1, 1] and stored as round(x * 32768) clipped to
 the int16 range; readers divide by 32768, so stored values read back exactly.
 """
 from __future__ import annotations
 
-import glob
 import logging
 import os
 from collections import Counter
@@ -30,6 +33,7 @@ from leaf_ssl.data.audio import SAMPLE_RATE
 logger = logging.getLogger(__name__)
 
 SHARD_SUFFIX = ".tfrecord"
+COUNT_SUFFIX = ".count"
 INT16_SCALE = 32768.0
 """Divisor between stored int16 samples and float samples in [-1, 1)."""
 
@@ -131,6 +135,7 @@ class ShardWriter:
         os.makedirs(out_dir, exist_ok=True)
         self.paths = [os.path.join(out_dir, shard_name(prefix, i, num_shards)) for i in range(num_shards)]
         self._writers = [tf.io.TFRecordWriter(path + ".partial") for path in self.paths]
+        self._counts = [0] * num_shards
         self.written = 0
         self.skipped: Counter[str] = Counter()
 
@@ -142,15 +147,18 @@ class ShardWriter:
             self.skipped[str(error)] += 1
             logger.warning("skipping clip %r: %s", clip_id, error)
             return False
-        self._writers[self.written % len(self._writers)].write(record)
+        shard = self.written % len(self._writers)
+        self._writers[shard].write(record)
+        self._counts[shard] += 1
         self.written += 1
         return True
 
     def close(self) -> None:
-        """Flushes every shard and gives it its final name."""
-        for writer, path in zip(self._writers, self.paths):
+        """Flushes every shard, gives it its final name and writes its record count."""
+        for writer, path, count in zip(self._writers, self.paths, self._counts):
             writer.close()
             os.replace(path + ".partial", path)
+            write_record_count(path, count)
         self._writers = []
 
     def __enter__(self) -> "ShardWriter":
@@ -177,17 +185,37 @@ def write_shards(
     return writer
 
 
+def write_record_count(shard_path: str, count: int) -> None:
+    """Writes the sidecar of a finished shard: its number of (valid) records."""
+    with tf.io.gfile.GFile(shard_path + COUNT_SUFFIX, "w") as sidecar:
+        sidecar.write(f"{count}\n")
+
+
+def read_record_count(shard_path: str) -> int | None:
+    """The shard's record count from its sidecar, or None when there is none (or it is unreadable)."""
+    try:
+        with tf.io.gfile.GFile(shard_path + COUNT_SUFFIX) as sidecar:
+            return int(sidecar.read().strip())
+    except (tf.errors.NotFoundError, ValueError):
+        return None
+
+
 def list_shards(path_or_pattern: str | os.PathLike) -> list[str]:
     """Sorted shard files: every ``*.tfrecord`` in a directory, or the matches of a glob pattern.
+
+    Paths may be local or on cloud storage (``gs://bucket/audioset/*.tfrecord``, through
+    `tf.io.gfile`).
 
     Raises:
       FileNotFoundError: nothing matches; the message names the path.
     """
     path = os.fspath(path_or_pattern)
-    pattern = os.path.join(path, "*" + SHARD_SUFFIX) if os.path.isdir(path) else path
-    files = sorted(f for f in glob.glob(pattern) if os.path.isfile(f))
+    is_dir = tf.io.gfile.isdir(path)
+    pattern = os.path.join(path, "*" + SHARD_SUFFIX) if is_dir else path
+    files = sorted(f for f in tf.io.gfile.glob(pattern)
+                   if not f.endswith((COUNT_SUFFIX, ".partial")) and not tf.io.gfile.isdir(f))
     if not files:
-        what = "directory" if os.path.isdir(path) else "pattern"
+        what = "directory" if is_dir else "pattern"
         raise FileNotFoundError(f"no TFRecord shards found for {what} {path!r} (looked for {pattern!r})")
     return files
 
