@@ -1,0 +1,398 @@
+"""Prepares AudioSet clips you have downloaded as labelled 16 kHz shards, with a report.
+
+    python -m leaf_ssl.data.audioset --segments balanced_train_segments.csv [unbalanced_train_segments.csv ...] \\
+        --ontology ontology.json --audio_dir DIR --out DIR --num_shards N \\
+        [--workers K] [--split_name train] [--min_seconds 1.0]
+
+1. Labels: class index = position in ontology.json over every entry (`audioset_metadata`), so
+   train and eval prepared from the same ontology share one indexing; OUT/labels.json lists
+   index, mid and name. A row's MIDs missing from the ontology are dropped and counted.
+2. Rows: the CSVs' rows in the order given; a row whose clip (YTID and start) came before is a
+   duplicate and is dropped (the first one is kept).
+3. Files: one walk of --audio_dir indexes every .wav/.flac/.ogg; each row looks up the names a
+   downloader may have given its clip (`audioset_files`: <ytid>, <ytid>_<start>,
+   <ytid>_<start>_<end>, each optionally with a 'Y' prefix). Rows without a file are missing.
+4. Shards: the k-th clip found (in row order) goes to shard k mod N, and one worker process
+   writes one whole shard (`audioset_shards`), so the shards' bytes do not depend on --workers.
+   Each clip is decoded, downmixed and resampled to 16 kHz mono and cut to its segment when the
+   file holds the whole video. Unreadable, empty or NaN files are counted as corrupt; clips
+   shorter than --min_seconds (default 1 s: at least one 0.96 s COLA crop and one 1 s probe
+   segment without padding) as too short.
+5. Resuming: a shard is written under a temporary name and renamed, then its report
+   (OUT/reports/<shard>.json) marks it done; a rerun with the same rows, files and settings skips
+   finished shards and rebuilds missing or damaged ones.
+
+Layout of OUT (a local folder or a gs:// path):
+
+* ``{split}-XXXXX-of-NNNNN.tfrecord``: clips as in `leaf_ssl.data.records`, id '<ytid>_<start>',
+  labels = class indices; each with its ``.count`` sidecar;
+* ``labels.json``: the class list (the same for every split);
+* ``{split}_report.json``: counts of rows, duplicates, clips found, missing, corrupt (with files
+  and reasons), too short, written, per label; ``{split}_missing_ytids.txt``: one missing YTID a line;
+* ``reports/``: one report per shard (the done-markers).
+
+Shards of the same split with another shard count, and leftovers of interrupted writes, are
+deleted at the start, so that ``OUT/{split}-*.tfrecord`` always names one consistent set.
+"""
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import logging
+import multiprocessing
+import os
+import re
+import sys
+import time
+from collections import Counter
+from typing import Sequence
+
+import tensorflow as tf
+
+from leaf_ssl.data.audio import SAMPLE_RATE
+from leaf_ssl.data.audioset_files import AUDIO_EXTENSIONS, AudioFileIndex
+from leaf_ssl.data.audioset_metadata import (AudioSetError, Label, Segment, labels_document, read_ontology,
+                                             read_segments)
+from leaf_ssl.data.audioset_shards import (REPORTS_FOLDER, ClipPlan, ShardJob, build_shard, finished_shard_report,
+                                           plan_shard, read_json, write_json)
+from leaf_ssl.data.records import COUNT_SUFFIX, SHARD_SUFFIX, shard_name
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_MIN_SECONDS = 1.0
+LABELS_FILE = "labels.json"
+SPLIT_NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+MAX_LISTED_UNKNOWN_MIDS = 20
+PROGRESS_INTERVAL_SECONDS = 0.5
+
+
+def prepare_audioset(
+    segment_csvs: Sequence[str | os.PathLike],
+    ontology: str | os.PathLike,
+    audio_dir: str | os.PathLike,
+    out_dir: str,
+    num_shards: int,
+    *,
+    workers: int | None = None,
+    split_name: str = "train",
+    min_seconds: float = DEFAULT_MIN_SECONDS,
+    progress: bool = True,
+) -> dict:
+    """Writes the split's shards, labels.json and report into `out_dir`; returns the report.
+
+    Args:
+      segment_csvs: AudioSet segment CSVs, read in this order.
+      ontology: AudioSet's ontology.json; it alone decides the label indices.
+      audio_dir: the downloaded clips, at any depth.
+      out_dir: output folder (created; local or gs://).
+      num_shards: shards of this split (use at least as many as training processes).
+      workers: processes writing shards; default: the CPUs this process may use.
+      split_name: shard file prefix and report name, e.g. 'train' or 'eval'.
+      min_seconds: clips shorter than this are skipped as too short.
+      progress: print a progress line with ETA to stderr.
+
+    Raises:
+      AudioSetError: a missing input, a malformed CSV row or ontology, a bad setting, an output
+        folder prepared with another ontology, or no clip found at all.
+    """
+    _check_settings(num_shards, workers, split_name, min_seconds)
+    labels = read_ontology(ontology)
+    segments, rows_per_csv = [], {}
+    for path in segment_csvs:
+        rows = read_segments(path)
+        rows_per_csv[os.fspath(path)] = len(rows)
+        segments.extend(rows)
+    if not segments:
+        raise AudioSetError(f"the segment CSVs {list(rows_per_csv)} hold no rows")
+    audio_dir = os.fspath(audio_dir)
+    if not os.path.isdir(audio_dir):
+        raise AudioSetError(f"audio folder {audio_dir!r} does not exist")
+
+    unique_segments, duplicate_rows = _drop_duplicates(segments)
+    index_of_mid = {label.mid: label.index for label in labels}
+    unknown_mids = Counter(mid for segment in unique_segments for mid in segment.mids if mid not in index_of_mid)
+    rows_with_unknown_mids = sum(any(mid not in index_of_mid for mid in segment.mids) for segment in unique_segments)
+    files = AudioFileIndex(audio_dir)
+    found, missing, rows_with_several_files = _find_clips(unique_segments, files, index_of_mid)
+    if not found:
+        raise AudioSetError(_nothing_found_message(files, unique_segments))
+    if len(found) < num_shards:
+        logger.warning("%d clips for %d shards: some shards will be empty", len(found), num_shards)
+
+    _prepare_out_dir(out_dir, split_name, num_shards, labels)
+    jobs = [plan_shard(shard_name(split_name, i, num_shards), out_dir, os.path.abspath(audio_dir),
+                       found[i::num_shards], min_seconds)
+            for i in range(num_shards)]
+    started = time.monotonic()
+    shard_reports = {job.name: finished_shard_report(job) for job in jobs}
+    to_build = [job for job in jobs if shard_reports[job.name] is None]
+    reused = num_shards - len(to_build)
+    if reused:
+        logger.info("reusing %d finished shard(s) of %d", reused, num_shards)
+    workers = min(workers or len(os.sched_getaffinity(0)), max(len(to_build), 1))
+    shard_reports.update(zip((job.name for job in to_build), _build_shards(to_build, workers, split_name, progress)))
+
+    report = {
+        "split": split_name,
+        "settings": {"num_shards": num_shards, "min_seconds": min_seconds, "sample_rate": SAMPLE_RATE,
+                     "audio_dir": os.path.abspath(audio_dir)},
+        "rows": len(segments),
+        "rows_per_csv": rows_per_csv,
+        "duplicate_rows": duplicate_rows,
+        "unknown_label_mids": {"occurrences": sum(unknown_mids.values()), "rows": rows_with_unknown_mids,
+                               "mids": dict(unknown_mids.most_common())},
+        "clips_found": len(found),
+        "rows_with_several_files": rows_with_several_files,
+        "missing": {"count": len(missing), "list": f"{split_name}_missing_ytids.txt"},
+        **_merge_shard_reports([shard_reports[job.name] for job in jobs], labels),
+        "shards": {"count": num_shards, "built": len(to_build), "reused": reused,
+                   "build_seconds": round(time.monotonic() - started, 1)},
+        "other_files_in_audio_dir": dict(files.other_extensions.most_common()),
+    }
+    missing_ytids = "".join(f"{ytid}\n" for ytid in dict.fromkeys(segment.ytid for segment in missing))
+    with tf.io.gfile.GFile(os.path.join(out_dir, report["missing"]["list"]), "w") as file:
+        file.write(missing_ytids)
+    write_json(os.path.join(out_dir, f"{split_name}_report.json"), report)
+    return report
+
+
+def _check_settings(num_shards, workers, split_name, min_seconds) -> None:
+    if num_shards < 1:
+        raise AudioSetError(f"--num_shards must be at least 1, got {num_shards}")
+    if workers is not None and workers < 1:
+        raise AudioSetError(f"--workers must be at least 1, got {workers}")
+    if not SPLIT_NAME_PATTERN.fullmatch(split_name):
+        raise AudioSetError(f"--split_name {split_name!r} must be letters, digits, '_', '.' or '-'")
+    if not min_seconds >= 0:
+        raise AudioSetError(f"--min_seconds must be >= 0, got {min_seconds}")
+
+
+def _drop_duplicates(segments: list[Segment]) -> tuple[list[Segment], int]:
+    """The rows whose clip id was not seen before (first wins), and the number dropped."""
+    first_rows = {}
+    for segment in segments:
+        first_rows.setdefault(segment.clip_id, segment)
+    return list(first_rows.values()), len(segments) - len(first_rows)
+
+
+def _find_clips(segments: list[Segment], files: AudioFileIndex,
+                index_of_mid: dict[str, int]) -> tuple[list[ClipPlan], list[Segment], int]:
+    """The clips to write (in row order), the segments without a file, and the rows with several files."""
+    found, missing, rows_with_several_files = [], [], 0
+    for segment in segments:
+        paths = files.find(segment)
+        if not paths:
+            missing.append(segment)
+            continue
+        rows_with_several_files += len(paths) > 1
+        labels = tuple(sorted({index_of_mid[mid] for mid in segment.mids if mid in index_of_mid}))
+        found.append(ClipPlan(segment.clip_id, os.path.relpath(paths[0], files.root), labels,
+                              segment.start, segment.end, os.path.getsize(paths[0])))
+    return found, missing, rows_with_several_files
+
+
+def _nothing_found_message(files: AudioFileIndex, segments: list[Segment]) -> str:
+    example = segments[0]
+    message = (
+        f"no file under {files.root!r} matches any of the {len(segments)} segments. Clips must be named after "
+        f"their YouTube id, e.g. for {example.ytid} at {example.start_text} s: {example.ytid}.wav, "
+        f"{example.ytid}_{example.start_text}.flac, {example.ytid}_{example.start_text}_{example.end_text}.ogg "
+        f"or Y{example.ytid}.wav (extensions {', '.join(AUDIO_EXTENSIONS)}). The folder holds {files.num_files} "
+        f"audio file(s) with other names"
+    )
+    if files.other_extensions:
+        others = ", ".join(f"{count} {extension}" for extension, count in files.other_extensions.most_common(5))
+        message += f", and files that are not read: {others} (convert audio to .flac or .wav, e.g. with ffmpeg)"
+    return message + "."
+
+
+def _prepare_out_dir(out_dir: str, split_name: str, num_shards: int, labels: list[Label]) -> None:
+    """Creates `out_dir`, writes or checks labels.json, and deletes this split's stale files."""
+    tf.io.gfile.makedirs(os.path.join(out_dir, REPORTS_FOLDER))
+    labels_path = os.path.join(out_dir, LABELS_FILE)
+    document, existing = labels_document(labels), read_json(labels_path)
+    if existing is not None and existing.get("labels") != document["labels"]:
+        raise AudioSetError(f"{labels_path} holds another label list: {out_dir!r} was prepared with a different "
+                            f"ontology. Use another --out, or delete it to start over")
+    if existing != document:
+        write_json(labels_path, document)
+    # Another shard count's files would be picked up by 'OUT/train-*' next to the new ones; partial files
+    # are leftovers of an interrupted run.
+    name = re.escape(split_name)
+    ours = re.compile(rf"{name}-\d{{5}}-of-(?P<count>\d{{5}})({re.escape(SHARD_SUFFIX)}({re.escape(COUNT_SUFFIX)})?"
+                      rf"|\.json)(?P<partial>\.partial)?")
+    for folder in (out_dir, os.path.join(out_dir, REPORTS_FOLDER)):
+        for entry in tf.io.gfile.listdir(folder):
+            match = ours.fullmatch(entry)
+            if match and (int(match["count"]) != num_shards or match["partial"]):
+                logger.info("deleting stale %s", os.path.join(folder, entry))
+                tf.io.gfile.remove(os.path.join(folder, entry))
+
+
+def _build_shards(jobs: list[ShardJob], workers: int, split_name: str, progress: bool) -> list[dict]:
+    """Builds the shards, in this process when one worker suffices, else in a process pool."""
+    meter = _Progress(split_name, sum(len(job.clips) for job in jobs), len(jobs), enabled=progress)
+    if workers == 1:
+        reports = []
+        for job in jobs:
+            reports.append(build_shard(job, meter.count_clip))
+            meter.count_shard()
+        meter.finish()
+        return reports
+    # "spawn": the parent has TensorFlow loaded, whose threads make fork unsafe.
+    context = multiprocessing.get_context("spawn")
+    clips_done = context.Value("q", 0)
+    with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context, initializer=_share_clip_counter,
+                                                initargs=(clips_done,)) as pool:
+        futures = [pool.submit(_build_shard_in_worker, job) for job in jobs]
+        pending = set(futures)
+        try:
+            while pending:
+                done, pending = concurrent.futures.wait(pending, PROGRESS_INTERVAL_SECONDS,
+                                                        concurrent.futures.FIRST_COMPLETED)
+                for future in done:
+                    future.result()  # a worker's error stops the build now, not after every shard
+                meter.show(clips_done.value, len(futures) - len(pending))
+        except BaseException:
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+    meter.finish()
+    return [future.result() for future in futures]
+
+
+_clip_counter = None  # in worker processes: the parent's shared count of clips processed
+
+
+def _share_clip_counter(counter) -> None:
+    global _clip_counter
+    _clip_counter = counter
+
+
+def _build_shard_in_worker(job: ShardJob) -> dict:
+    return build_shard(job, _count_clip_in_worker)
+
+
+def _count_clip_in_worker() -> None:
+    with _clip_counter.get_lock():
+        _clip_counter.value += 1
+
+
+def _merge_shard_reports(shard_reports: list[dict], labels: list[Label]) -> dict:
+    """Totals over shards (in shard order, so the result does not depend on which run built which)."""
+    corrupt = [item for report in shard_reports for item in report["corrupt"]]
+    too_short = [item for report in shard_reports for item in report["too_short"]]
+    label_counts = Counter()
+    for report in shard_reports:
+        label_counts.update({int(index): count for index, count in report["label_counts"].items()})
+    return {
+        "corrupt": {"count": len(corrupt), "by_reason": dict(Counter(item["reason"].split(":")[0] for item in corrupt)),
+                    "files": corrupt},
+        "too_short": {"count": len(too_short), "clips": too_short},
+        "cut_to_segment": sum(report["cut_to_segment"] for report in shard_reports),
+        "written": {"clips": sum(report["written"] for report in shard_reports),
+                    "hours": round(sum(report["seconds"] for report in shard_reports) / 3600, 3)},
+        "label_counts": [{**labels[index]._asdict(), "clips": count} for index, count in sorted(label_counts.items())],
+    }
+
+
+class _Progress:
+    """One self-overwriting progress line with ETA on stderr (a plain line per 10% when not a terminal)."""
+
+    def __init__(self, split_name: str, total_clips: int, total_shards: int, enabled: bool):
+        self.split_name, self.total_clips, self.total_shards = split_name, total_clips, total_shards
+        self.enabled = enabled and total_shards > 0
+        self.clips = self.shards = self.last_decile = 0
+        self.started = self.last_shown = time.monotonic()
+        self.interactive = sys.stderr.isatty()
+
+    def count_clip(self) -> None:
+        self.show(self.clips + 1, self.shards)
+
+    def count_shard(self) -> None:
+        self.show(self.clips, self.shards + 1)
+
+    def show(self, clips: int, shards: int) -> None:
+        self.clips, self.shards = clips, shards
+        if not self.enabled:
+            return
+        now = time.monotonic()
+        elapsed = now - self.started
+        eta = _duration(elapsed / clips * (self.total_clips - clips)) if clips else "?"
+        line = (f"AudioSet {self.split_name}: {clips}/{self.total_clips} clips, {shards}/{self.total_shards} "
+                f"shards, {_duration(elapsed)}, ETA {eta}")
+        decile = clips * 10 // max(self.total_clips, 1)
+        if self.interactive and (now - self.last_shown >= PROGRESS_INTERVAL_SECONDS or shards == self.total_shards):
+            self.last_shown = now
+            print("\r" + line, end="", file=sys.stderr, flush=True)
+        elif not self.interactive and (decile > self.last_decile or shards == self.total_shards):
+            self.last_decile = decile
+            print(line, file=sys.stderr, flush=True)
+
+    def finish(self) -> None:
+        if self.enabled and self.interactive:
+            print(file=sys.stderr)
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    return f"{seconds / 60:.1f} min" if seconds < 90 * 60 else f"{seconds / 3600:.1f} h"
+
+
+def summary_lines(report: dict, out_dir: str) -> list[str]:
+    """The report in a few printed lines."""
+    split = report["split"]
+    lines = [
+        f"AudioSet {split}: {report['rows']} rows ({report['duplicate_rows']} duplicate), "
+        f"{report['clips_found']} clips found, {report['missing']['count']} missing "
+        f"(listed in {os.path.join(out_dir, report['missing']['list'])})",
+        f"written: {report['written']['clips']} clips ({report['written']['hours']:.2f} h) in "
+        f"{report['shards']['count']} shards ({report['shards']['built']} built, {report['shards']['reused']} reused); "
+        f"corrupt: {report['corrupt']['count']}{_by_reason(report['corrupt']['by_reason'])}; too short "
+        f"(< {report['settings']['min_seconds']} s): {report['too_short']['count']}; cut from whole videos: "
+        f"{report['cut_to_segment']}",
+    ]
+    unknown = report["unknown_label_mids"]
+    if unknown["occurrences"]:
+        listed = ", ".join(list(unknown["mids"])[:MAX_LISTED_UNKNOWN_MIDS])
+        lines.append(f"label MIDs not in the ontology (dropped): {unknown['occurrences']} in {unknown['rows']} rows: "
+                     f"{listed}")
+    top = sorted(report["label_counts"], key=lambda label: -label["clips"])[:10]
+    if top:
+        lines.append("most frequent labels: " + ", ".join(f"{label['name']} {label['clips']}" for label in top))
+    lines.append(f"report: {os.path.join(out_dir, split + '_report.json')}")
+    return lines
+
+
+def _by_reason(counts: dict) -> str:
+    return " (" + ", ".join(f"{reason} {count}" for reason, count in counts.items()) + ")" if counts else ""
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m leaf_ssl.data.audioset", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--segments", nargs="+", required=True, help="AudioSet segment CSV(s), read in order")
+    parser.add_argument("--ontology", required=True, help="AudioSet's ontology.json (decides the label indices)")
+    parser.add_argument("--audio_dir", required=True, help="folder of downloaded clips (searched recursively)")
+    parser.add_argument("--out", required=True, help="output folder (local or gs://)")
+    parser.add_argument("--num_shards", type=int, required=True, help="shards for this split")
+    parser.add_argument("--workers", type=int, default=None, help="shard-writing processes (default: all CPUs)")
+    parser.add_argument("--split_name", default="train", help="shard prefix and report name (default: train)")
+    parser.add_argument("--min_seconds", type=float, default=DEFAULT_MIN_SECONDS,
+                        help=f"shorter clips are skipped (default: {DEFAULT_MIN_SECONDS})")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    # Inherited by the worker processes, whose TensorFlow start-up chatter would break the progress line.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    try:
+        report = prepare_audioset(args.segments, args.ontology, args.audio_dir, args.out, args.num_shards,
+                                  workers=args.workers, split_name=args.split_name, min_seconds=args.min_seconds)
+    except AudioSetError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print("\n".join(summary_lines(report, args.out)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

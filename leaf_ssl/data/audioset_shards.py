@@ -1,0 +1,163 @@
+"""Writing one AudioSet shard: decode its clips, cut them to their segments, write them, report.
+
+A shard is the unit of work and of resumption. `build_shard` writes it under a temporary name,
+renames it into place, writes its record-count sidecar (`leaf_ssl.data.records`), and only then
+its report (``reports/<shard>.json``), which is the shard's done-marker: a rerun reuses a shard
+whose report holds the same plan fingerprint (same clips, files, labels and settings) and whose
+file still has the recorded size and count (`finished_shard_report`). Everything written goes
+through `tf.io.gfile`, so the output folder may be a bucket (``gs://...``).
+
+Cutting: most downloaders save just the 10 s segment, but some save the whole video's audio. A
+file longer than its segment by more than `WHOLE_VIDEO_MARGIN_SECONDS` is taken to be the whole
+video, and only the segment's frames [start, end) are read from it; any other file is used whole.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections import Counter
+from typing import Callable, NamedTuple
+
+import numpy as np
+import soundfile
+import tensorflow as tf
+
+from leaf_ssl.data.audio import SAMPLE_RATE, BadAudioError, prepare_waveform
+from leaf_ssl.data.records import SHARD_SUFFIX, read_record_count, serialize_clip, write_record_count
+
+SHARD_REPORT_FORMAT = 1  # bump when a shard's content would change for the same plan
+REPORTS_FOLDER = "reports"
+WHOLE_VIDEO_MARGIN_SECONDS = 1.0
+"""A file this much longer than its segment holds the whole video: only the segment is read."""
+
+
+class ClipPlan(NamedTuple):
+    """A clip to write: its id, its file relative to the audio folder, label indices, segment."""
+
+    id: str
+    file: str
+    labels: tuple[int, ...]
+    start: float
+    end: float
+    file_bytes: int
+
+
+class ShardJob(NamedTuple):
+    """Everything a worker needs to write one shard (picklable, for worker processes)."""
+
+    name: str
+    out_dir: str
+    audio_dir: str
+    clips: tuple[ClipPlan, ...]
+    min_seconds: float
+    fingerprint: str
+
+    @property
+    def shard_path(self) -> str:
+        return os.path.join(self.out_dir, self.name)
+
+    @property
+    def report_path(self) -> str:
+        return os.path.join(self.out_dir, REPORTS_FOLDER, self.name.removesuffix(SHARD_SUFFIX) + ".json")
+
+
+def plan_shard(name: str, out_dir: str, audio_dir: str, clips: list[ClipPlan], min_seconds: float) -> ShardJob:
+    """A `ShardJob` whose fingerprint covers every input that decides the shard's bytes."""
+    plan = [SHARD_REPORT_FORMAT, name, min_seconds, WHOLE_VIDEO_MARGIN_SECONDS, [list(clip) for clip in clips]]
+    fingerprint = hashlib.sha256(json.dumps(plan).encode("utf-8")).hexdigest()
+    return ShardJob(name, out_dir, audio_dir, tuple(clips), min_seconds, fingerprint)
+
+
+def finished_shard_report(job: ShardJob) -> dict | None:
+    """The report of an earlier build of exactly this shard, if that build finished and is intact."""
+    report = read_json(job.report_path)
+    if report is None or report.get("fingerprint") != job.fingerprint:
+        return None
+    if not tf.io.gfile.exists(job.shard_path) or tf.io.gfile.stat(job.shard_path).length != report.get("shard_bytes"):
+        return None  # the shard was deleted or damaged after its report was written
+    if read_record_count(job.shard_path) != report.get("written"):
+        return None  # its record-count sidecar (which spares the pipeline a full read) is gone or wrong
+    return report
+
+
+def build_shard(job: ShardJob, on_clip: Callable[[], None]) -> dict:
+    """Writes the shard and its report; returns the report. `on_clip` is called after each clip."""
+    corrupt, too_short, label_counts = [], [], Counter()
+    written, seconds, cut = 0, 0.0, 0
+    partial_path = job.shard_path + ".partial"
+    with tf.io.TFRecordWriter(partial_path) as writer:
+        for clip in job.clips:
+            try:
+                waveform, was_cut = read_segment(os.path.join(job.audio_dir, clip.file), clip.start, clip.end)
+            except BadAudioError as error:
+                corrupt.append({"file": clip.file, "reason": error.reason})
+                on_clip()
+                continue
+            duration = waveform.size / SAMPLE_RATE
+            if waveform.size == 0 or duration < job.min_seconds:
+                too_short.append({"id": clip.id, "file": clip.file, "seconds": round(duration, 3)})
+                on_clip()
+                continue
+            writer.write(serialize_clip(clip.id, waveform, clip.labels))
+            written += 1
+            seconds += duration
+            cut += was_cut
+            label_counts.update(clip.labels)
+            on_clip()
+    tf.io.gfile.rename(partial_path, job.shard_path, overwrite=True)
+    write_record_count(job.shard_path, written)
+    report = {
+        "format": SHARD_REPORT_FORMAT,
+        "fingerprint": job.fingerprint,
+        "shard": job.name,
+        "shard_bytes": tf.io.gfile.stat(job.shard_path).length,
+        "clips_assigned": len(job.clips),
+        "written": written,
+        "seconds": seconds,
+        "cut_to_segment": cut,
+        "corrupt": corrupt,
+        "too_short": too_short,
+        "label_counts": {str(index): count for index, count in sorted(label_counts.items())},
+    }
+    write_json(job.report_path, report)  # last: the shard counts as finished from here on
+    return report
+
+
+def read_segment(path: str, start: float, end: float) -> tuple[np.ndarray, bool]:
+    """Decodes a clip's audio as 16 kHz mono float32; True with it when the file was cut to [start, end).
+
+    Raises:
+      BadAudioError: the file is unreadable, empty or holds NaN/Inf (see `leaf_ssl.data.audio`).
+    """
+    try:
+        with soundfile.SoundFile(path) as sound:
+            rate, frames = sound.samplerate, sound.frames
+            whole_video = frames > (end - start + WHOLE_VIDEO_MARGIN_SECONDS) * rate
+            if whole_video:  # read just the segment: decoding an hour of audio for 10 s would waste minutes
+                sound.seek(min(round(start * rate), frames))
+                samples = sound.read(round((end - start) * rate), dtype="float32", always_2d=True)
+            else:
+                samples = sound.read(dtype="float32", always_2d=True)
+    except (soundfile.LibsndfileError, RuntimeError, TypeError, ValueError, EOFError) as error:
+        raise BadAudioError(path, f"unreadable: {error}") from error  # the exceptions decode_audio treats alike
+    if whole_video and samples.shape[0] == 0:
+        return np.zeros(0, np.float32), True  # the video ends before the segment starts: a clip of 0 s
+    return prepare_waveform(samples, rate, source=path), whole_video
+
+
+def read_json(path: str) -> dict | None:
+    """A JSON file's content, or None when it is absent or unreadable (e.g. torn by a crash)."""
+    try:
+        with tf.io.gfile.GFile(path) as file:
+            return json.load(file)
+    except (tf.errors.OpError, ValueError):
+        return None
+
+
+def write_json(path: str, value) -> None:
+    """Writes JSON atomically: a temporary file renamed over the target."""
+    tf.io.gfile.makedirs(os.path.dirname(path))
+    with tf.io.gfile.GFile(path + ".partial", "w") as file:
+        file.write(json.dumps(value, indent=2) + "\n")
+    tf.io.gfile.rename(path + ".partial", path, overwrite=True)
