@@ -1,0 +1,100 @@
+"""leaf_ssl.hear: the HEAR 2021 functions' shapes, dtypes and timestamps, checked against the model applied
+to each window directly; numpy, JAX and torch-like inputs."""
+import sys
+import types
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from leaf_ssl import cola, hear
+from tests.test_analyze import TINY
+
+N_SAMPLES = 24000  # 1.5 s: segments [0, 1 s) and [0.5 s, 1.5 s); timestamps 0, 50, ..., 1500 ms
+
+
+@pytest.fixture(scope="module")
+def model():
+    return hear.load_model(f"random:{TINY}:leaf")
+
+
+@pytest.fixture(scope="module")
+def audio():
+    rng = np.random.default_rng(1)
+    return (rng.normal(0, 0.1, (3, N_SAMPLES)) * np.array([[0.5], [1.0], [2.0]])).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def encode(model):
+    """The frozen model on one 1 s window at a time."""
+    frozen = model.embedder.frozen
+    one = jax.jit(lambda window: frozen.model.apply(frozen.variables, window[None], train=False,
+                                                    method=cola.ColaModel.encode)[0])
+    return lambda window: np.asarray(one(np.asarray(window, np.float32)))
+
+
+def test_model_attributes(model):
+    assert model.sample_rate == 16000
+    assert model.scene_embedding_size == model.timestamp_embedding_size == 320  # tiny EfficientNet's width
+
+
+def test_scene_embeddings(model, audio, encode):
+    scene = hear.get_scene_embeddings(audio, model)
+    assert isinstance(scene, np.ndarray) and scene.shape == (3, 320) and scene.dtype == np.float32
+    for sound in range(3):
+        expected = (encode(audio[sound, :16000]) + encode(audio[sound, 8000:])) / 2
+        np.testing.assert_allclose(scene[sound], expected, rtol=1e-4, atol=1e-5)
+    assert not np.allclose(scene[0], scene[2])
+    # a sound's embedding does not depend on the batch it came in
+    np.testing.assert_allclose(hear.get_scene_embeddings(audio[1:2], model)[0], scene[1], rtol=1e-5, atol=1e-6)
+
+
+def test_timestamp_embeddings(model, audio, encode):
+    embeddings, timestamps = hear.get_timestamp_embeddings(audio, model)
+    assert embeddings.shape == (3, 31, 320) and embeddings.dtype == np.float32
+    assert timestamps.shape == (3, 31) and timestamps.dtype == np.float32
+    np.testing.assert_allclose(timestamps, np.tile(np.arange(31) * 50.0, (3, 1)))
+    padded = np.pad(audio[2], 8000)  # window centred on t ms covers [t - 500 ms, t + 500 ms)
+    for k in (0, 17, 30):
+        np.testing.assert_allclose(embeddings[2, k], encode(padded[k * 800:k * 800 + 16000]), rtol=1e-4, atol=1e-5)
+
+
+def test_jax_input_gives_the_same_numpy_output(model, audio):
+    from_jax = hear.get_scene_embeddings(jnp.asarray(audio[:2]), model)
+    assert isinstance(from_jax, np.ndarray)
+    np.testing.assert_allclose(from_jax, hear.get_scene_embeddings(audio[:2], model), rtol=1e-6)
+
+
+def test_torch_tensors_come_back_as_torch_tensors(model, audio, monkeypatch):
+    """With a stand-in for torch (the real one is not a dependency): tensors in, tensors out."""
+    class Tensor:
+        def __init__(self, array):
+            self.array = array
+
+        def detach(self):
+            return self
+
+        def cpu(self):
+            return self
+
+        def numpy(self):
+            return self.array
+
+    fake_torch = types.ModuleType("torch")
+    fake_torch.Tensor = Tensor
+    fake_torch.from_numpy = Tensor
+    monkeypatch.setitem(sys.modules, "torch", fake_torch)
+    scene = hear.get_scene_embeddings(Tensor(audio[:1]), model)
+    embeddings, timestamps = hear.get_timestamp_embeddings(Tensor(audio[:1, :4000]), model)
+    assert isinstance(scene, Tensor) and scene.array.shape == (1, 320)
+    assert isinstance(embeddings, Tensor) and embeddings.array.shape == (1, 6, 320)
+    np.testing.assert_allclose(timestamps.array, [[0, 50, 100, 150, 200, 250]])
+    assert isinstance(hear.get_scene_embeddings(audio[:1], model), np.ndarray)
+
+
+def test_errors_name_the_problem(model):
+    with pytest.raises(ValueError, match="needs model_file_path"):
+        hear.load_model()
+    with pytest.raises(ValueError, match=r"\(n_sounds, n_samples\)"):
+        hear.get_scene_embeddings(np.zeros(16000, np.float32), model)
