@@ -1,13 +1,16 @@
 """A seconds-long run for tests and smoke checks: tiny EfficientNet, few filters, short crops.
 
-Argument: the frontend name (leaf | sincnet | sincnet_plus | mel), default leaf.
+Arguments `frontend[,objective]`: the frontend name (leaf | sincnet | sincnet_plus | mel),
+default leaf; the objective `cola` (default) or `supervised` (then pass
+--config.supervised.task_dir=DIR).
 """
-from leaf_ssl.configuration import parse_config_arg, pretraining_config
+from leaf_ssl.configuration import parse_config_arg, pretraining_config, supervised_config
 
 
 def get_config(arg=None):
-    options = parse_config_arg(arg, "tiny.py", {"frontend": ("leaf", "sincnet", "sincnet_plus", "mel")})
-    config = pretraining_config()
+    options = parse_config_arg(arg, "tiny.py", {"frontend": ("leaf", "sincnet", "sincnet_plus", "mel"),
+                                                "objective": ("cola", "supervised")})
+    config = supervised_config() if options["objective"] == "supervised" else pretraining_config()
     if options["frontend"] == "mel":
         config.frontend = {"name": "mel", "preset": "leaf"}
     else:

@@ -1,20 +1,25 @@
 #!/usr/bin/env bash
-# The paper's table as one command: pretrain every frontend variant with COLA, probe each one and
-# its untrained floor on every task, assemble the table.
+# The paper's table as one command: train every frontend variant self-supervised (COLA) and
+# supervised, probe each run and each variant's untrained floor on every task, assemble the table.
 #
-#   bash launch/paper_tables.sh demo    # CPU: the demo corpus (built if absent), 3 demo tasks
-#   bash launch/paper_tables.sh gpu     # one accelerator: the demo corpus, longer runs, bigger batch
-#   bash launch/paper_tables.sh paper   # AudioSet shards in $AUDIOSET_SHARDS, TFDS tasks in $TFDS_DATA_DIR
+#   bash launch/paper_tables.sh demo    # CPU, about an hour on 2 cores: the demo corpus (built if
+#                                       # absent), tiny encoder, short runs, 3 demo tasks
+#   bash launch/paper_tables.sh gpu     # one accelerator: demo corpus, EfficientNet-B0, longer runs
+#   bash launch/paper_tables.sh paper   # AudioSet: pretraining shards in $AUDIOSET_SHARDS, the labelled
+#                                       # AudioSet task folder in $AUDIOSET_LABELLED (supervised rows),
+#                                       # TFDS tasks in $TFDS_DATA_DIR
 #
-# Output: runs/tables_<preset>/<variant>/ (checkpoints, probes/<task>.json|md), floors in
-# runs/tables_<preset>/<variant>_untrained/probes/, and runs/tables_<preset>/table.{md,csv}.
-# Re-running skips probes whose result exists; pretraining resumes from its newest checkpoint
-# (a finished run does no more steps). Supervised rows are not part of the grid yet.
+# Output under runs/tables_<preset>/ (or $OUT): <variant>_ssl/ and <variant>_supervised/ (checkpoints,
+# probes/<task>.json|md), floors in <variant>_untrained/probes/, and table.{md,csv}.
+# Re-running skips probes whose result exists; training resumes from its newest checkpoint (a
+# finished run does no more steps). Variants: mel, sincnet (mel/random init), leaf (mel/random).
+# Environment: PYTHON (default .venv/bin/python), OUT, DEMO_CORPUS (default demo_corpus), SEEDS.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PRESET="${1:-demo}"
 PYTHON="${PYTHON:-.venv/bin/python}"
-OUT="runs/tables_${PRESET}"
+OUT="${OUT:-runs/tables_${PRESET}}"
+SEEDS="${SEEDS:-3}"
 VARIANTS=("mel" "sincnet,mel" "sincnet,random" "leaf,mel" "leaf,random")
 TRAIN_FLAGS=()
 case "$PRESET" in
@@ -23,43 +28,61 @@ case "$PRESET" in
     [[ -f "$CORPUS/corpus.json" ]] || "$PYTHON" -m leaf_ssl.data.demo --out "$CORPUS" --scale small
     TASKS=(keyword instrument language)
     TASK_FLAGS=(--data_dir "$CORPUS")
-    config_for() { echo "configs/demo.py:$1"; }
+    ssl_config() { echo "configs/demo.py:$1"; }
+    supervised_config() { echo "configs/demo_supervised.py:$1"; }
     TRAIN_FLAGS=(--config.data.train_shards="$CORPUS/pretrain")
-    if [[ "$PRESET" == gpu ]]; then
-      TRAIN_FLAGS+=(--config.train.batch_size=256 --config.train.total_steps=3000 --config.train.checkpoint_every_steps=1000)
+    SUPERVISED_FLAGS=(--config.supervised.task_dir="$CORPUS/tasks/keyword")
+    if [[ "$PRESET" == demo ]]; then
+      # Two CPU cores: the tiny EfficientNet (width 0.25, depth 0.34) keeps 15 runs and 45 probes
+      # to about an hour; the frontends are the paper's.
+      SIZE_FLAGS=(--config.encoder.name=efficientnet_tiny --config.train.total_steps=200)
+    else
+      SIZE_FLAGS=(--config.train.batch_size=256 --config.train.total_steps=3000 --config.train.checkpoint_every_steps=1000)
     fi
+    TRAIN_FLAGS+=("${SIZE_FLAGS[@]}")
+    SUPERVISED_FLAGS+=("${SIZE_FLAGS[@]}")
     ;;
   paper)
     : "${AUDIOSET_SHARDS:?set AUDIOSET_SHARDS to the AudioSet pretraining shards}"
+    : "${AUDIOSET_LABELLED:?set AUDIOSET_LABELLED to the labelled AudioSet task folder (python -m leaf_ssl.data.audioset)}"
     : "${TFDS_DATA_DIR:?set TFDS_DATA_DIR to a TFDS data_dir with the tasks prepared (tfds build NAME)}"
     TASKS=(speech_commands crema_d nsynth_instrument nsynth_pitch voxforge voxceleb librispeech_speaker)
     TASK_FLAGS=(--tfds_data_dir "$TFDS_DATA_DIR")
-    config_for() {
-      case "$1" in
-        mel) echo "configs/pretrain_mel.py" ;;
-        sincnet,*) echo "configs/pretrain_sincnet.py:${1#sincnet,}" ;;
-        leaf,*) echo "configs/pretrain_leaf.py:${1#leaf,}" ;;
+    paper_config() {  # paper_config pretrain|supervised VARIANT
+      case "$2" in
+        mel) echo "configs/$1_mel.py" ;;
+        sincnet,*) echo "configs/$1_sincnet.py:${2#sincnet,}" ;;
+        leaf,*) echo "configs/$1_leaf.py:${2#leaf,}" ;;
       esac
     }
+    ssl_config() { paper_config pretrain "$1"; }
+    supervised_config() { paper_config supervised "$1"; }
     TRAIN_FLAGS=(--config.data.train_shards="$AUDIOSET_SHARDS")
+    SUPERVISED_FLAGS=(--config.supervised.task_dir="$AUDIOSET_LABELLED")
     ;;
   *) echo "usage: $0 demo|gpu|paper" >&2; exit 2 ;;
 esac
 
+probe_all() {  # probe_all CKPT RESULTS_DIR
+  for task in "${TASKS[@]}"; do
+    if [[ -f "$2/$task.json" ]]; then echo "== $task on $1: done already"; continue; fi
+    echo "== $task on $1"
+    "$PYTHON" -m leaf_ssl.probe --ckpt "$1" --task "$task" "${TASK_FLAGS[@]}" --workdir "$2" --seeds "$SEEDS"
+  done
+}
+
 started=$SECONDS
 for variant in "${VARIANTS[@]}"; do
   name="${variant/,/_}"
-  config="$(config_for "$variant")"
-  echo "== $name: pretraining ($config)"
-  "$PYTHON" -m leaf_ssl.train --config "$config" --workdir "$OUT/$name" "${TRAIN_FLAGS[@]}"
-  for task in "${TASKS[@]}"; do
-    for ckpt in "$OUT/$name" "random:$config"; do
-      if [[ "$ckpt" == random:* ]]; then workdir="$OUT/${name}_untrained/probes"; else workdir="$OUT/$name/probes"; fi
-      if [[ -f "$workdir/$task.json" ]]; then echo "== $task on $ckpt: done already"; continue; fi
-      echo "== $task on $ckpt"
-      "$PYTHON" -m leaf_ssl.probe --ckpt "$ckpt" --task "$task" "${TASK_FLAGS[@]}" --workdir "$workdir"
-    done
-  done
+  echo "== $name: self-supervised ($(ssl_config "$variant"))"
+  "$PYTHON" -m leaf_ssl.train --config "$(ssl_config "$variant")" --workdir "$OUT/${name}_ssl" "${TRAIN_FLAGS[@]}"
+  probe_all "$OUT/${name}_ssl" "$OUT/${name}_ssl/probes"
+  # The floor: the untrained model, exactly as the self-supervised run started.
+  probe_all "random:$OUT/${name}_ssl" "$OUT/${name}_untrained/probes"
+  echo "== $name: supervised ($(supervised_config "$variant"))"
+  "$PYTHON" -m leaf_ssl.train --config "$(supervised_config "$variant")" --workdir "$OUT/${name}_supervised" \
+    "${SUPERVISED_FLAGS[@]}"
+  probe_all "$OUT/${name}_supervised" "$OUT/${name}_supervised/probes"
 done
 "$PYTHON" -m leaf_ssl.tables "$OUT" --out "$OUT/table"
 echo "table: $OUT/table.md ($(( (SECONDS - started) / 60 )) min)"

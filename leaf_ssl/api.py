@@ -35,7 +35,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from leaf_ssl import analyze, cola
+from leaf_ssl import analyze
 from leaf_ssl.data.audio import SAMPLE_RATE, prepare_waveform
 from leaf_ssl.probing.checkpoint import FrozenModel, load_frozen_model
 from leaf_ssl.probing.embedding import make_embed_fn
@@ -203,7 +203,7 @@ class Embedder:
         """Width of every embedding (the encoder's pooled output), found by shape inference only."""
         def encode(waveforms):
             return self.frozen.model.apply(self.frozen.variables, waveforms, train=False,
-                                           method=cola.ColaModel.encode)
+                                           method="encode")
         return int(jax.eval_shape(encode, jax.ShapeDtypeStruct((1, SEGMENT_SAMPLES), jnp.float32)).shape[-1])
 
     def embed(self, waveform, sample_rate: int) -> np.ndarray:

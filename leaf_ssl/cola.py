@@ -13,7 +13,7 @@ and the loss is softmax cross-entropy with each anchor's own positive as the tar
 Anchors and positives go through the frontend and encoder as one concatenated batch: one
 encoder call instead of two, and BatchNorm sees both views.
 """
-from typing import Any
+from typing import ClassVar
 
 import flax.linen as nn
 import jax
@@ -37,6 +37,8 @@ class ColaModel(nn.Module):
       freq_masks, freq_mask_width, time_masks, time_mask_width: SpecAugment on positives;
         0 masks disables it.
     """
+
+    waveform_args: ClassVar[int] = 2  # waveforms `__call__` takes (trainer.init_variables)
 
     frontend: nn.Module
     encoder: nn.Module
@@ -124,7 +126,11 @@ def contrastive_accuracy(logits: jax.Array, targets: jax.Array) -> jax.Array:
     return jnp.mean(jnp.argmax(logits, axis=-1) == targets)
 
 
-def frozen_param_prefixes(model: ColaModel) -> tuple[tuple[str, ...], ...]:
-    """Param-tree path prefixes that get no optimizer update (frozen frontend parts)."""
-    frozen_parts: Any = getattr(model.frontend, "frozen_parts", lambda: ())()
-    return tuple(("frontend", part) for part in frozen_parts)
+def train_objective(negatives_axis: str | None):
+    """The train step's objective for pair batches {'anchor', 'positive'}; see `trainer.Objective`."""
+    def objective(model, variables, batch, rngs, capture_intermediates=False):
+        (logits, targets), mutated = model.apply(
+            variables, batch["anchor"], batch["positive"], train=True, negatives_axis=negatives_axis,
+            rngs=rngs, mutable=["batch_stats", "intermediates"], capture_intermediates=capture_intermediates)
+        return contrastive_loss(logits, targets), (mutated, contrastive_accuracy(logits, targets))
+    return objective

@@ -72,6 +72,39 @@ def pretraining_config() -> ml_collections.ConfigDict:
     return config
 
 
+def supervised_config() -> ml_collections.ConfigDict:
+    """The supervised baseline: `pretraining_config()` plus a `supervised` section.
+
+    The model is frontend + encoder + Dense(classes) (leaf_ssl/supervised.py), trained with the
+    same step, optimizer and schedule fields; `model.embedding_dim`, `similarity`,
+    `temperature`, `negatives` and `data.noise_std` are unused. SpecAugment (`model.*_mask*`)
+    applies to every training crop.
+    """
+    config = pretraining_config()
+    config.supervised = ml_collections.ConfigDict()
+    # A labelled task folder: task.json (classes, multi_label) and train-*.tfrecord shards, as
+    # the demo corpus's tasks/<task>/ and the output of `python -m leaf_ssl.data.audioset`.
+    # data.train_shards, when empty, becomes <task_dir>/train-*.tfrecord.
+    config.supervised.task_dir = ""
+    # Read from task.json when the run starts and saved with the run's config (so the probe
+    # rebuilds the model without the task); leave them at 0 / False.
+    config.supervised.num_classes = 0
+    config.supervised.multi_label = False
+    return config
+
+
+def supervised_recipe() -> ml_collections.ConfigDict:
+    """Our supervised recipe (the paper does not publish one; LEAF's supervised training is the
+    model): Adam-style AdamW at 1e-4 for a 256-clip batch, 1 warm-up epoch then cosine, 30 epochs
+    of the task's training clips, 0.96 s crops, SpecAugment as in pretraining."""
+    config = supervised_config()
+    config.train.batch_size = 256
+    config.train.base_learning_rate = 1e-4
+    config.train.num_epochs = 30.0
+    config.train.warmup_epochs = 1.0
+    return config
+
+
 def _check_choice(path: str, value, choices):
     if value not in choices:
         raise ValueError(f"config.{path}={value!r} is not valid; choose one of {list(choices)}")
@@ -96,7 +129,11 @@ def _check_no_unknown_fields(config, reference, prefix: str = ""):
 
 def validate_config(config: ml_collections.ConfigDict, num_devices: int, num_processes: int = 1) -> None:
     """Raises a ValueError/TypeError naming the first bad field. Call before any compile."""
-    _check_no_unknown_fields(config, pretraining_config())
+    supervised = "supervised" in config
+    _check_no_unknown_fields(config, supervised_config() if supervised else pretraining_config())
+    if supervised and not config.supervised.task_dir:
+        raise ValueError("config.supervised.task_dir is empty: pass --config.supervised.task_dir=DIR (a folder "
+                         "with task.json and train-*.tfrecord shards)")
     if "name" not in config.frontend:
         raise ValueError("config.frontend.name is missing")
     if "name" not in config.encoder:
@@ -124,7 +161,7 @@ def validate_config(config: ml_collections.ConfigDict, num_devices: int, num_pro
                          f"{num_processes} processes; use a multiple of {num_processes}")
     if config.train.total_steps == 0 and config.train.num_epochs == 0:
         raise ValueError("config.train.num_epochs and config.train.total_steps are both 0: nothing to train")
-    if not config.data.train_shards:
+    if not config.data.train_shards and not supervised:
         raise ValueError("config.data.train_shards is empty: pass --config.data.train_shards=DIR_OR_GLOB")
 
 

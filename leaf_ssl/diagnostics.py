@@ -6,10 +6,9 @@ at the inputs, every module's output, the loss and the gradients.
 """
 from collections.abc import Mapping
 
+import flax.linen as nn
 import jax
 import numpy as np
-
-from leaf_ssl import cola
 
 
 def _leaves_in_insertion_order(tree, path: str = ""):
@@ -34,13 +33,14 @@ def _first_nonfinite_leaf(tree, prefix: str) -> str | None:
     return None
 
 
-def describe_first_nonfinite(model: cola.ColaModel, variables: dict, batch: dict, rng: jax.Array) -> str:
+def describe_first_nonfinite(model: nn.Module, objective, variables: dict, batch: dict, rng: jax.Array) -> str:
     """Names the first input, parameter, activation, loss or gradient that is not finite.
 
     Args:
-      model: the COLA model built without a mesh axis (`experiment.build_model(..., data_parallel=False)`).
+      model: the model built without a mesh axis (`experiment.build_model(..., data_parallel=False)`).
+      objective: the train step's objective (`trainer.Objective`), without a mesh axis.
       variables: {'params', 'batch_stats'} of the last good state.
-      batch: host arrays 'anchor' and 'positive' of the batch that failed.
+      batch: host arrays of the batch that failed.
       rng: key for SpecAugment and drop-path.
     """
     for check in (_first_nonfinite_leaf(batch, "input batch"),
@@ -51,10 +51,9 @@ def describe_first_nonfinite(model: cola.ColaModel, variables: dict, batch: dict
     rngs = {"specaugment": augment_key, "dropout": dropout_key}
 
     def forward(params):
-        (logits, targets), state = model.apply(
-            {"params": params, "batch_stats": variables["batch_stats"]}, batch["anchor"], batch["positive"],
-            train=True, rngs=rngs, mutable=["batch_stats", "intermediates"], capture_intermediates=True)
-        return cola.contrastive_loss(logits, targets), state["intermediates"]
+        loss, (mutated, _) = objective(model, {"params": params, "batch_stats": variables["batch_stats"]}, batch,
+                                       rngs, capture_intermediates=True)
+        return loss, mutated["intermediates"]
 
     # Unjitted on purpose: flax records module outputs in call order, and jit's output pytree
     # would sort the dict keys; so the first non-finite output found is where it started.

@@ -1,7 +1,9 @@
-"""Pretraining entry point.
+"""Training entry point: COLA pretraining, or the supervised baseline for a supervised config.
 
     python -m leaf_ssl.train --config configs/pretrain_leaf.py:random --workdir runs/leaf_random \
         --config.data.train_shards=/data/audioset/pretrain --config.train.batch_size=512
+    python -m leaf_ssl.train --config configs/supervised_leaf.py --workdir runs/leaf_supervised \
+        --config.supervised.task_dir=/data/audioset/labelled
 
 Resumes from the newest readable checkpoint in the workdir. Process 0 logs loss, learning
 rate, throughput and ETA, writes TensorBoard events and `metrics.jsonl` in the workdir. The
@@ -124,7 +126,13 @@ def _count_clips(train_shards: str) -> int:
 
 def input_batches(config: ml_collections.ConfigDict, *, per_process_batch: int, crop_samples: int,
                   start_batch: int):
-    """This process's stream of (anchor, positive) batches from batch `start_batch` on."""
+    """This process's stream of batches from batch `start_batch` on: (anchor, positive) pairs,
+    or labelled crops for a supervised config."""
+    if experiment.is_supervised(config):
+        return pipeline.labelled_dataset(
+            config.data.train_shards, per_process_batch=per_process_batch, crop_samples=crop_samples,
+            seed=config.seed, num_classes=config.supervised.num_classes,
+            shuffle_buffer=config.data.shuffle_buffer, start_batch=start_batch)
     return pipeline.pretraining_dataset(
         config.data.train_shards, per_process_batch=per_process_batch, crop_samples=crop_samples, seed=config.seed,
         noise_std=config.data.noise_std, shuffle_buffer=config.data.shuffle_buffer, start_batch=start_batch)
@@ -153,6 +161,7 @@ def _train(config: ml_collections.ConfigDict, workdir: str | os.PathLike,
     workdir.mkdir(parents=True, exist_ok=True)
     mesh = trainer.make_mesh()
     configuration.validate_config(config, num_devices=mesh.size, num_processes=jax.process_count())
+    config = experiment.resolve_supervised_task(config)
     per_process_batch = config.train.batch_size // jax.process_count()
     crop = experiment.crop_samples(config)
 
@@ -181,8 +190,9 @@ def _train(config: ml_collections.ConfigDict, workdir: str | os.PathLike,
 
     start_step = int(state.step)
     batches = input_batches(config, per_process_batch=per_process_batch, crop_samples=crop, start_batch=start_step)
-    train_step = trainer.make_train_step(model, optimizer, schedule, mesh, negatives=config.model.negatives)
-    log = _MetricsLog(workdir, total_steps, crops_per_step=2 * config.train.batch_size)
+    train_step = trainer.make_train_step(model, optimizer, schedule, mesh, experiment.train_objective(config))
+    crops_per_example = 1 if experiment.is_supervised(config) else 2
+    log = _MetricsLog(workdir, total_steps, crops_per_step=crops_per_example * config.train.batch_size)
     meta = lambda step: {"config": config.to_dict(), "step": step, "data_position": step,
                          "param_shapes": expected_shapes}
 
@@ -233,7 +243,7 @@ def _nonfinite_message(config, log: "_MetricsLog", state, batch, step: int) -> s
     model = experiment.build_model(config, data_parallel=False)
     variables = {"params": state.params, "batch_stats": state.batch_stats}
     where = diagnostics.describe_first_nonfinite(
-        model, jax.device_get(variables), diagnostics.host_batch(batch), jax.random.key(step))
+        model, experiment.train_objective(config, data_parallel=False), jax.device_get(variables), diagnostics.host_batch(batch), jax.random.key(step))
     return (f"{log.consecutive_nonfinite} consecutive non-finite steps up to step {step} "
             f"(limit config.train.max_consecutive_nonfinite={config.train.max_consecutive_nonfinite}); "
             f"replaying the last batch: {where}. No update of those steps was applied; "

@@ -1,4 +1,7 @@
-"""The data-parallel COLA train step: `jax.shard_map` over a 1-D ('data',) mesh inside `jax.jit`.
+"""The data-parallel train step: `jax.shard_map` over a 1-D ('data',) mesh inside `jax.jit`.
+
+The step is the same for COLA pretraining and the supervised baseline; only the objective
+(`cola.train_objective`, `supervised.train_objective`) differs.
 
 Each device runs the pmap-style program below on its slice of the global batch:
 
@@ -21,6 +24,8 @@ step so that the state stays identical on every device.
 from collections.abc import Callable
 from typing import Any
 
+import flax.linen as nn
+
 import flax
 import jax
 import jax.numpy as jnp
@@ -29,9 +34,13 @@ import optax
 from jax import lax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
-from leaf_ssl import cola
-
 DATA_AXIS = "data"
+
+Objective = Callable[..., tuple[jax.Array, tuple[dict, jax.Array]]]
+"""(model, {'params', 'batch_stats'}, device batch, rngs, capture_intermediates=False) ->
+(loss, (mutated collections, accuracy)): the model applied in training mode to this device's
+part of the batch. The mutated collections hold the new 'batch_stats' and, when asked for
+(diagnostics), every module's output in 'intermediates'."""
 
 
 @flax.struct.dataclass
@@ -55,13 +64,13 @@ def replicated(mesh: Mesh) -> NamedSharding:
     return NamedSharding(mesh, P())
 
 
-def init_variables(model: cola.ColaModel, rng: jax.Array, crop_samples: int) -> dict:
+def init_variables(model: nn.Module, rng: jax.Array, crop_samples: int) -> dict:
     """Model variables ('params', 'batch_stats') from a 2-example dummy batch."""
     dummy = jnp.zeros((2, crop_samples), jnp.float32)
-    return model.init({"params": rng}, dummy, dummy, train=False)
+    return model.init({"params": rng}, *[dummy] * model.waveform_args, train=False)
 
 
-def create_train_state(model: cola.ColaModel, optimizer: optax.GradientTransformation, *, seed: int,
+def create_train_state(model: nn.Module, optimizer: optax.GradientTransformation, *, seed: int,
                        crop_samples: int, mesh: Mesh) -> TrainState:
     """A fresh state, placed replicated on the mesh (initialised once, by a jitted function)."""
     def init(key):
@@ -79,16 +88,15 @@ def _tree_all_finite(tree) -> jax.Array:
     return jnp.all(jnp.stack([jnp.all(jnp.isfinite(leaf)) for leaf in leaves])) if leaves else jnp.array(True)
 
 
-def make_train_step(model: cola.ColaModel, optimizer: optax.GradientTransformation,
-                    schedule: optax.Schedule, mesh: Mesh, *, negatives: str = "local"
+def make_train_step(model: nn.Module, optimizer: optax.GradientTransformation,
+                    schedule: optax.Schedule, mesh: Mesh, objective: Objective
                     ) -> Callable[[TrainState, dict], tuple[TrainState, dict]]:
     """Jitted `(state, batch) -> (state, metrics)`; the state argument is donated.
 
-    `batch` holds global arrays 'anchor' and 'positive' (global_batch, samples) sharded
-    along 'data'. Metrics are replicated scalars: loss, accuracy, grad_norm, learning_rate,
-    finite (1.0 when the update was applied).
+    `batch` holds global arrays (global_batch, ...) sharded along 'data' (for COLA 'anchor'
+    and 'positive'). Metrics are replicated scalars: loss, accuracy, grad_norm,
+    learning_rate, finite (1.0 when the update was applied).
     """
-    negatives_axis = {"local": None, "global": DATA_AXIS}[negatives]
 
     def device_step(state: TrainState, batch: dict):
         key = jax.random.fold_in(jax.random.wrap_key_data(state.rng), state.step)
@@ -96,21 +104,18 @@ def make_train_step(model: cola.ColaModel, optimizer: optax.GradientTransformati
         augment_key, dropout_key = jax.random.split(key)
 
         def loss_fn(params):
-            (logits, targets), mutated = model.apply(
-                {"params": params, "batch_stats": state.batch_stats},
-                batch["anchor"], batch["positive"], train=True, negatives_axis=negatives_axis,
-                rngs={"specaugment": augment_key, "dropout": dropout_key}, mutable=["batch_stats"])
-            return cola.contrastive_loss(logits, targets), (mutated["batch_stats"], logits, targets)
+            return objective(model, {"params": params, "batch_stats": state.batch_stats}, batch,
+                             {"specaugment": augment_key, "dropout": dropout_key})
 
         # The state is replicated (device-invariant). Differentiating w.r.t. an invariant
         # value makes shard_map sum the cotangents over devices implicitly; casting the
         # params to device-varying first yields each device's own gradient, which the
         # explicit pmean below turns into the gradient of the mean loss.
         local_params = lax.pcast(state.params, DATA_AXIS, to="varying")
-        (loss, (batch_stats, logits, targets)), grads = jax.value_and_grad(loss_fn, has_aux=True)(local_params)
+        (loss, (mutated, accuracy)), grads = jax.value_and_grad(loss_fn, has_aux=True)(local_params)
         grads = lax.pmean(grads, DATA_AXIS)
         loss = lax.pmean(loss, DATA_AXIS)
-        batch_stats = lax.pmean(batch_stats, DATA_AXIS)
+        batch_stats = lax.pmean(mutated["batch_stats"], DATA_AXIS)
         grad_norm = optax.tree.norm(grads)
 
         updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
@@ -125,7 +130,7 @@ def make_train_step(model: cola.ColaModel, optimizer: optax.GradientTransformati
             skipped_steps=state.skipped_steps + (~finite).astype(jnp.int32))
         metrics = {
             "loss": loss,
-            "accuracy": lax.pmean(cola.contrastive_accuracy(logits, targets), DATA_AXIS),
+            "accuracy": lax.pmean(accuracy, DATA_AXIS),
             "grad_norm": grad_norm,
             "learning_rate": jnp.asarray(schedule(state.step), jnp.float32),
             "finite": finite.astype(jnp.float32),

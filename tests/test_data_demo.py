@@ -1,7 +1,6 @@
 """The demo corpus: the tiny scale builds from the Debian packages, with the promised layout and labels."""
 import collections
 import json
-import os
 import shutil
 
 import numpy as np

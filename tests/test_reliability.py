@@ -1,5 +1,4 @@
 """Preemption, non-finite steps and their diagnosis, on the tiny config and the tiny corpus."""
-import json
 import signal
 import subprocess
 import sys
@@ -99,15 +98,16 @@ def test_repeated_nan_batches_stop_the_run_naming_the_cause(tiny_corpus, tmp_pat
 def test_diagnosis_names_the_first_non_finite_activation():
     config = tiny_config("leaf")
     model = experiment.build_model(config, data_parallel=False)
+    objective = experiment.train_objective(config, data_parallel=False)
     crop = experiment.crop_samples(config)
     fresh_variables = lambda: jax.tree.map(np.array, trainer.init_variables(model, jax.random.key(0), crop))
     variables = fresh_variables()
     variables["params"]["projection"]["kernel"][3, 2] = np.inf
     rng = np.random.default_rng(0)
     batch = {"anchor": rng.standard_normal((4, crop)).astype(np.float32), "positive": rng.standard_normal((4, crop)).astype(np.float32)}
-    message = diagnostics.describe_first_nonfinite(model, variables, batch, jax.random.key(0))
+    message = diagnostics.describe_first_nonfinite(model, objective, variables, batch, jax.random.key(0))
     assert message == "variables['params']['projection']['kernel'] holds Inf"
     variables = fresh_variables()
     batch["positive"][1] *= 1e30  # finite, but its energy overflows inside the frontend
-    message = diagnostics.describe_first_nonfinite(model, variables, batch, jax.random.key(0))
+    message = diagnostics.describe_first_nonfinite(model, objective, variables, batch, jax.random.key(0))
     assert message.startswith("activation ['frontend']"), message

@@ -35,7 +35,8 @@ def _sgd_step(config, mesh, negatives):
                                        mesh=mesh)
     params_before = jax.device_get(state.params)
     batch_stats_before = jax.device_get(state.batch_stats)
-    step = trainer.make_train_step(model, optimizer, optax.constant_schedule(1.0), mesh, negatives=negatives)
+    objective = cola.train_objective({"local": None, "global": trainer.DATA_AXIS}[negatives])
+    step = trainer.make_train_step(model, optimizer, optax.constant_schedule(1.0), mesh, objective)
     new_state, metrics = step(state, _batch(mesh, config))
     gradient = jax.tree.map(lambda old, new: old - new, params_before, jax.device_get(new_state.params))
     return params_before, batch_stats_before, gradient, jax.device_get(new_state.batch_stats), metrics
@@ -91,7 +92,7 @@ def _adamw_setup(config, mesh):
     params = jax.eval_shape(lambda: trainer.init_variables(model, jax.random.key(0), crop))["params"]
     optimizer, schedule = experiment.build_optimizer(config, model, params, total_steps=10, warmup_steps=0)
     state = trainer.create_train_state(model, optimizer, seed=0, crop_samples=crop, mesh=mesh)
-    step = trainer.make_train_step(model, optimizer, schedule, mesh)
+    step = trainer.make_train_step(model, optimizer, schedule, mesh, experiment.train_objective(config))
     return model, step, jax.device_get(state)
 
 
@@ -125,7 +126,7 @@ def test_frozen_frontend_parts_become_frozen_optimizer_leaves():
     config.frontend.learn_pooling = False
     model = experiment.build_model(config)
     params = jax.eval_shape(lambda: trainer.init_variables(model, jax.random.key(0), 5120))["params"]
-    prefixes = cola.frozen_param_prefixes(model)
+    prefixes = experiment.frozen_param_prefixes(model)
     assert set(prefixes) == {("frontend", "filterbank"), ("frontend", "pooling")}
     mask = optim.trainable_mask(params, prefixes)
     assert mask["frontend"]["filterbank"]["gabor"] is False and mask["frontend"]["pooling"]["sigma"] is False

@@ -9,6 +9,8 @@ Accepted `--ckpt` forms:
 * `random:<config file>[:<args>]`, e.g. `random:configs/demo.py:leaf,random`: the untrained
   floor. Its variables are exactly those a training run of that config starts from (same seed,
   same key split as `trainer.create_train_state`).
+* `random:<run workdir>`: the same floor for the config a run saved in its `config.json`, so
+  a run started with command-line overrides has its own floor.
 
 Only `params` and `batch_stats` are kept: no optimizer is built, so a checkpoint restores
 whatever optimizer wrote it. The model is rebuilt from the config saved in the step's meta
@@ -90,6 +92,10 @@ def load_frozen_model(spec: str) -> FrozenModel:
 def untrained_model(spec: str) -> FrozenModel:
     """The `random:<config file>[:<args>]` floor: the initial variables of a run of that config."""
     config = load_config_spec(spec[len(RANDOM_PREFIX):])
+    try:
+        config = experiment.resolve_supervised_task(config)
+    except (OSError, ValueError) as error:
+        raise checkpointing.CheckpointError(f"{spec}: {error}") from error
     model = experiment.build_model(config, data_parallel=False)
     # trainer.create_train_state splits key(seed) into (init, step) keys: reuse its init key.
     init_key, _ = jax.random.split(jax.random.key(config.seed))
@@ -98,7 +104,14 @@ def untrained_model(spec: str) -> FrozenModel:
 
 
 def load_config_spec(spec: str) -> ml_collections.ConfigDict:
-    """`path/to/config.py[:args]` -> the config its get_config(args) returns."""
+    """`path/to/config.py[:args]` -> the config its get_config(args) returns; a run's workdir ->
+    the config it saved."""
+    if Path(spec).is_dir():
+        config_json = Path(spec) / "config.json"
+        if not config_json.is_file():
+            raise checkpointing.CheckpointError(f"{spec} (from {RANDOM_PREFIX}{spec}) has no config.json: not a run's "
+                                                "workdir")
+        return ml_collections.ConfigDict(json.loads(config_json.read_text()))
     file_name, _, argument = spec.partition(":")
     path = Path(file_name)
     if not path.is_file():

@@ -1,6 +1,6 @@
 """Embedding every segment of a task once with a frozen model, cached on disk.
 
-The model runs `ColaModel.encode(waveform, train=False)` (the pooled encoder output) with
+The model runs `encode(waveform, train=False)` (the pooled encoder output) with
 `apply(..., mutable=False)`: BatchNorm reads its running statistics and flax would raise if
 anything tried to update a variable, so a segment's embedding does not depend on the batch it is
 in and the model is exactly the checkpoint's. Batches have a fixed size (the last one is
@@ -24,7 +24,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from leaf_ssl import cola
 from leaf_ssl.probing.checkpoint import FrozenModel
 from leaf_ssl.probing.segments import cut_segments
 from leaf_ssl.probing.tasks import SPLITS, SkipLog, Task
@@ -104,7 +103,7 @@ def make_embed_fn(frozen: FrozenModel):
     """Jitted (batch, samples) -> (batch, dim) float32 pooled encoder output, in inference mode."""
     @jax.jit
     def embed(variables, waveforms):
-        pooled = frozen.model.apply(variables, waveforms, train=False, method=cola.ColaModel.encode, mutable=False)
+        pooled = frozen.model.apply(variables, waveforms, train=False, method="encode", mutable=False)
         return pooled.astype(jnp.float32)
     return lambda waveforms: embed(frozen.variables, waveforms)
 
