@@ -21,6 +21,9 @@ def get_config(arg=None):
         config.frontend = {"name": options["frontend"], "n_filters": 40, "init": options["init"]}
     config.data.train_shards = "demo_corpus/pretrain"
     config.data.shuffle_buffer = 1024
+    # A few hundred steps: BatchNorm's running averages must forget their initial values
+    # (0.99**240 = 9% would remain), since probes run the encoder in inference mode.
+    config.encoder.bn_momentum = 0.95
     # Two CPU cores run the B0 step at roughly 10-20 crops/s: 240 steps of 16 pairs take about
     # ten minutes (see the README's numbers).
     config.train.batch_size = 16

@@ -19,6 +19,9 @@ def get_config(arg=None):
         config.frontend = {"name": options["frontend"], "n_filters": 40, "init": options["init"]}
     config.supervised.task_dir = "demo_corpus/tasks/keyword"
     config.data.shuffle_buffer = 1024
+    # A few hundred steps: BatchNorm's running averages must forget their initial values
+    # (0.99**240 = 9% would remain), since probes run the encoder in inference mode.
+    config.encoder.bn_momentum = 0.95
     config.train.batch_size = 16
     config.train.total_steps = 240
     config.train.warmup_epochs = 0.25

@@ -37,7 +37,7 @@ _CONV_KERNEL_INIT = nn.initializers.variance_scaling(2.0, "fan_out", "truncated_
 _DEPTHWISE_KERNEL_INIT = nn.initializers.variance_scaling(2.0, "fan_in", "truncated_normal")
 
 # BatchNorm hyper-parameters of the reference (Keras momentum 0.99, eps 1e-3).
-_BN_MOMENTUM = 0.99
+BN_MOMENTUM = 0.99
 _BN_EPSILON = 1e-3
 
 _CHANNEL_DIVISOR = 8
@@ -138,7 +138,7 @@ def efficientnet_block_specs(
     return specs
 
 
-def _batch_norm(train: bool, dtype: Any, axis_name: str | None, name: str) -> nn.BatchNorm:
+def _batch_norm(train: bool, dtype: Any, axis_name: str | None, momentum: float, name: str) -> nn.BatchNorm:
     """BatchNorm with the reference hyper-parameters; must be called inside a compact method.
 
     In training it normalises with (optionally cross-device) batch statistics and
@@ -146,7 +146,7 @@ def _batch_norm(train: bool, dtype: Any, axis_name: str | None, name: str) -> nn
     """
     return nn.BatchNorm(
         use_running_average=not train,
-        momentum=_BN_MOMENTUM,
+        momentum=momentum,
         epsilon=_BN_EPSILON,
         axis_name=axis_name,
         dtype=dtype,
@@ -197,6 +197,7 @@ class MBConvBlock(nn.Module):
     spec: BlockSpec
     dtype: Any = jnp.float32
     bn_axis_name: str | None = None
+    bn_momentum: float = BN_MOMENTUM
 
     @nn.compact
     def __call__(self, inputs: jax.Array, train: bool) -> jax.Array:
@@ -212,7 +213,7 @@ class MBConvBlock(nn.Module):
                 dtype=self.dtype,
                 name="expand_conv",
             )(x)
-            x = nn.silu(_batch_norm(train, self.dtype, self.bn_axis_name, "expand_bn")(x))
+            x = nn.silu(_batch_norm(train, self.dtype, self.bn_axis_name, self.bn_momentum, "expand_bn")(x))
 
         x = nn.Conv(
             expanded_channels,
@@ -225,7 +226,7 @@ class MBConvBlock(nn.Module):
             dtype=self.dtype,
             name="depthwise_conv",
         )(x)
-        x = nn.silu(_batch_norm(train, self.dtype, self.bn_axis_name, "depthwise_bn")(x))
+        x = nn.silu(_batch_norm(train, self.dtype, self.bn_axis_name, self.bn_momentum, "depthwise_bn")(x))
 
         # The bottleneck width is a fraction of the block *input* channels, not
         # of the expanded ones (as in the reference implementation).
@@ -240,7 +241,7 @@ class MBConvBlock(nn.Module):
             dtype=self.dtype,
             name="project_conv",
         )(x)
-        x = _batch_norm(train, self.dtype, self.bn_axis_name, "project_bn")(x)
+        x = _batch_norm(train, self.dtype, self.bn_axis_name, self.bn_momentum, "project_bn")(x)
 
         if spec.has_residual:
             x = DropPath(spec.drop_path_rate, name="drop_path")(x, train) + inputs
@@ -266,6 +267,9 @@ class EfficientNet(nn.Module):
         statistics stay float32; the embedding is returned as float32.
       bn_axis_name: if set, BatchNorm batch statistics are averaged over this
         mapped axis (e.g. 'data' inside `jax.shard_map`) -- synchronised BN.
+      bn_momentum: decay of BatchNorm's running averages (the reference's 0.99). A run of
+        a few hundred steps or fewer needs less (e.g. 0.9): after n steps the running
+        averages still hold momentum**n of their initial values, and inference uses them.
       stem_channels: stem conv width before width scaling (B0: 32).
       head_channels: head conv width before width scaling (B0: 1280).
       stages: the MBConv stage table before scaling (B0 by default).
@@ -277,6 +281,7 @@ class EfficientNet(nn.Module):
     pooling: str = "max"
     dtype: Any = jnp.float32
     bn_axis_name: str | None = None
+    bn_momentum: float = BN_MOMENTUM
     stem_channels: int = _B0_STEM_CHANNELS
     head_channels: int = _B0_HEAD_CHANNELS
     stages: Sequence[StageSpec] = B0_STAGES
@@ -306,11 +311,12 @@ class EfficientNet(nn.Module):
             dtype=self.dtype,
             name="stem_conv",
         )(x)
-        x = nn.silu(_batch_norm(train, self.dtype, self.bn_axis_name, "stem_bn")(x))
+        x = nn.silu(_batch_norm(train, self.dtype, self.bn_axis_name, self.bn_momentum, "stem_bn")(x))
 
         block_specs = efficientnet_block_specs(self.width_mult, self.depth_mult, self.drop_path_rate, self.stages)
         for index, spec in enumerate(block_specs):
-            x = MBConvBlock(spec, dtype=self.dtype, bn_axis_name=self.bn_axis_name, name=f"block_{index:02d}")(
+            x = MBConvBlock(spec, dtype=self.dtype, bn_axis_name=self.bn_axis_name, bn_momentum=self.bn_momentum,
+                            name=f"block_{index:02d}")(
                 x, train
             )
 
@@ -322,7 +328,7 @@ class EfficientNet(nn.Module):
             dtype=self.dtype,
             name="head_conv",
         )(x)
-        x = nn.silu(_batch_norm(train, self.dtype, self.bn_axis_name, "head_bn")(x))
+        x = nn.silu(_batch_norm(train, self.dtype, self.bn_axis_name, self.bn_momentum, "head_bn")(x))
         # Exposed for inspection with `mutable=['intermediates']`; a no-op otherwise.
         self.sow("intermediates", "final_feature_map", x)
 
