@@ -4,7 +4,7 @@
 # Exit code 75 (SIGTERM/SIGINT: a checkpoint was saved) starts the same command again, which
 # resumes from that checkpoint; any other code ends the loop with it. Ctrl-C twice stops for good.
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit
 PYTHON=${PYTHON:-.venv/bin/python}
 EXIT_PREEMPTED=75
 MAX_RESTARTS=${MAX_RESTARTS:-100}

@@ -151,8 +151,8 @@ def test_report_counts_every_case(prepared):
 def test_shards_hold_exactly_the_good_clips_with_ontology_label_ids(prepared):
     out, _ = prepared
     shards = [f"train-0000{i}-of-00003.tfrecord" for i in range(3)]
-    assert sorted(os.listdir(out)) == sorted(["labels.json", "reports", "train_missing_ytids.txt", "train_report.json",
-                                              *shards, *(shard + ".count" for shard in shards)])
+    assert sorted(os.listdir(out)) == sorted(["labels.json", "reports", "task.json", "train_missing_ytids.txt",
+                                              "train_report.json", *shards, *(shard + ".count" for shard in shards)])
     assert sum(read_record_count(str(out / shard)) for shard in shards) == len(GOOD_CLIPS)
     clips = {clip.id: clip for clip in read_clips(str(out / "train-*.tfrecord"))}
     assert {clip_id: clip.labels.tolist() for clip_id, clip in clips.items()} == GOOD_CLIPS
@@ -249,6 +249,37 @@ def test_eval_split_uses_the_same_label_indices(fixture_dir, prepared, tmp_path)
                          split_name="eval", progress=False)
 
 
+def test_train_and_test_prepared_separately_make_one_task_json_and_a_probe_task(fixture_dir, prepared, tmp_path):
+    out = tmp_path / "out"
+    shutil.copytree(prepared[0], out)
+    prepare(fixture_dir, out, num_shards=1, split_name="test", csvs=("eval.csv",))
+    task = json.loads((out / "task.json").read_text())
+    names = [entry["name"] for entry in ONTOLOGY]
+    assert {key: value for key, value in task.items() if key != "split_rule"} == {
+        "name": "audioset", "classes": names, "num_classes": len(ONTOLOGY), "multi_label": True, "sample_rate": 16000,
+        "splits": {
+            "train": {"clips": len(GOOD_CLIPS), "seconds": 6 * 2.0 + STEREO_SECONDS, "shards": "train-*.tfrecord",
+                      "num_shards": 3, "segment_csvs": ["balanced.csv", "unbalanced.csv"]},
+            "test": {"clips": 1, "seconds": 2.0, "shards": "test-*.tfrecord", "num_shards": 1,
+                     "segment_csvs": ["eval.csv"]},
+        }}
+
+    test_first = tmp_path / "test_first"  # the other order, with a run in between that lists test alone
+    prepare(fixture_dir, test_first, num_shards=1, split_name="test", csvs=("eval.csv",))
+    assert list(json.loads((test_first / "task.json").read_text())["splits"]) == ["test"]
+    prepare(fixture_dir, test_first)
+    assert json.loads((test_first / "task.json").read_text()) == task
+
+    from leaf_ssl.probing.tasks import SkipLog, resolve_task
+    probe_task = resolve_task(f"demo:{out}")
+    assert (probe_task.name, probe_task.classes, probe_task.multi_label) == ("audioset", names, True)
+    assert (probe_task.num_clips("train"), probe_task.num_clips("test")) == (len(GOOD_CLIPS), 1)
+    skips = SkipLog()
+    assert {clip.id: list(clip.labels) for clip in probe_task.clips("train", skips)} == GOOD_CLIPS
+    assert [(clip.id, clip.labels) for clip in probe_task.clips("test", skips)] == [("evalClip_01_0", (CAR,))]
+    assert skips.count == 0
+
+
 @pytest.mark.parametrize("file_name", [
     "a-_b_c-30_d.wav", "a-_b_c-30_d_30.flac", "a-_b_c-30_d_30.0.ogg", "a-_b_c-30_d_30.000_40.000.wav",
     "a-_b_c-30_d_30_40.wav", "a-_b_c-30_d_30-40.wav", "a-_b_c-30_d_30000_40000.wav", "Ya-_b_c-30_d.wav",
@@ -335,6 +366,7 @@ def test_command_line_prints_a_summary_and_exits_2_on_errors(fixture_dir, tmp_pa
     printed = capsys.readouterr().out
     assert "AudioSet eval: 1 rows (0 duplicate), 1 clips found, 0 missing" in printed
     assert "most frequent labels: Car 1" in printed
+    assert "splits ['eval']; to probe on AudioSet, also prepare 'train' and 'test' here" in printed
 
     assert audioset.main(["--segments", str(fixture_dir / "eval.csv"), "--num_shards", "0", *common]) == 2
     assert "error: --num_shards must be at least 1" in capsys.readouterr().err

@@ -3,6 +3,7 @@
     python -m leaf_ssl.data.audioset --segments balanced_train_segments.csv [unbalanced_train_segments.csv ...] \\
         --ontology ontology.json --audio_dir DIR --out DIR --num_shards N \\
         [--workers K] [--split_name train] [--min_seconds 1.0]
+    python -m leaf_ssl.data.audioset --segments eval_segments.csv --split_name test ... (same --out)
 
 1. Labels: class index = position in ontology.json over every entry (`audioset_metadata`), so
    train and eval prepared from the same ontology share one indexing; OUT/labels.json lists
@@ -29,6 +30,14 @@ Layout of OUT (a local folder or a gs:// path):
 * ``labels.json``: the class list (the same for every split);
 * ``{split}_report.json``: counts of rows, duplicates, clips found, missing, corrupt (with files
   and reasons), too short, written, per label; ``{split}_missing_ytids.txt``: one missing YTID a line;
+* ``task.json``: the folder as a labelled task, in the demo corpus's task format (name
+  'audioset', classes = the ontology's names by index, multi_label true, one entry per split
+  prepared so far with its clips and shard pattern). It is rebuilt from every
+  ``{split}_report.json`` in OUT after each run, so splits prepared by separate runs, in any
+  order, all appear in it. With splits named ``train`` and ``test`` (eval_segments.csv with
+  ``--split_name test``) the folder is a probe task, ``python -m leaf_ssl.probe --task demo:OUT``
+  (the probe reads local folders), and a supervised task folder
+  (``--config.supervised.task_dir=OUT``, local or gs://);
 * ``reports/``: one report per shard (the done-markers).
 
 Shards of the same split with another shard count, and leftovers of interrupted writes, are
@@ -61,6 +70,10 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_MIN_SECONDS = 1.0
 LABELS_FILE = "labels.json"
+TASK_FILE = "task.json"
+TASK_NAME = "audioset"
+REPORT_SUFFIX = "_report.json"
+PROBE_SPLITS = ("train", "test")  # the split names the probe's task reader (DemoTask) looks for
 SPLIT_NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 MAX_LISTED_UNKNOWN_MIDS = 20
 PROGRESS_INTERVAL_SECONDS = 0.5
@@ -152,7 +165,8 @@ def prepare_audioset(
     missing_ytids = "".join(f"{ytid}\n" for ytid in dict.fromkeys(segment.ytid for segment in missing))
     with tf.io.gfile.GFile(os.path.join(out_dir, report["missing"]["list"]), "w") as file:
         file.write(missing_ytids)
-    write_json(os.path.join(out_dir, f"{split_name}_report.json"), report)
+    write_json(os.path.join(out_dir, split_name + REPORT_SUFFIX), report)
+    write_task_json(out_dir, labels)
     return report
 
 
@@ -229,6 +243,40 @@ def _prepare_out_dir(out_dir: str, split_name: str, num_shards: int, labels: lis
                 tf.io.gfile.remove(os.path.join(folder, entry))
 
 
+def write_task_json(out_dir: str, labels: list[Label]) -> None:
+    """Writes OUT/task.json, the folder as a labelled task, from the split reports in it.
+
+    The format is the demo corpus's (`leaf_ssl.data.demo`), read by the probe's task registry and
+    the supervised baseline: name, classes, multi_label, and per split its clip count and seconds,
+    plus where its shards are. Every split whose ``{split}_report.json`` is in OUT is listed, so
+    the file is complete whichever split was prepared last.
+    """
+    splits = {}
+    for path in sorted(tf.io.gfile.glob(os.path.join(out_dir, "*" + REPORT_SUFFIX))):
+        report = read_json(path)
+        if report is None:
+            continue  # torn by a crash while being written: its split is rebuilt (and listed) by a rerun
+        split = report["split"]
+        splits[split] = {
+            "clips": report["written"]["clips"],
+            "seconds": report["written"]["seconds"],
+            "shards": f"{split}-*{SHARD_SUFFIX}",
+            "num_shards": report["shards"]["count"],
+            "segment_csvs": [os.path.basename(csv_path) for csv_path in report["rows_per_csv"]],
+        }
+    task = {
+        "name": TASK_NAME,
+        "classes": [label.name for label in labels],
+        "num_classes": len(labels),
+        "multi_label": True,
+        "sample_rate": SAMPLE_RATE,
+        "split_rule": "AudioSet's own: each split holds the clips of the segment CSVs it was prepared from "
+                      "(eval_segments.csv for test)",
+        "splits": splits,
+    }
+    write_json(os.path.join(out_dir, TASK_FILE), task)
+
+
 def _build_shards(jobs: list[ShardJob], workers: int, split_name: str, progress: bool) -> list[dict]:
     """Builds the shards, in this process when one worker suffices, else in a process pool."""
     meter = _Progress(split_name, sum(len(job.clips) for job in jobs), len(jobs), enabled=progress)
@@ -281,6 +329,7 @@ def _merge_shard_reports(shard_reports: list[dict], labels: list[Label]) -> dict
     """Totals over shards (in shard order, so the result does not depend on which run built which)."""
     corrupt = [item for report in shard_reports for item in report["corrupt"]]
     too_short = [item for report in shard_reports for item in report["too_short"]]
+    seconds = sum(report["seconds"] for report in shard_reports)
     label_counts = Counter()
     for report in shard_reports:
         label_counts.update({int(index): count for index, count in report["label_counts"].items()})
@@ -289,8 +338,8 @@ def _merge_shard_reports(shard_reports: list[dict], labels: list[Label]) -> dict
                     "files": corrupt},
         "too_short": {"count": len(too_short), "clips": too_short},
         "cut_to_segment": sum(report["cut_to_segment"] for report in shard_reports),
-        "written": {"clips": sum(report["written"] for report in shard_reports),
-                    "hours": round(sum(report["seconds"] for report in shard_reports) / 3600, 3)},
+        "written": {"clips": sum(report["written"] for report in shard_reports), "seconds": round(seconds, 1),
+                    "hours": round(seconds / 3600, 3)},
         "label_counts": [{**labels[index]._asdict(), "clips": count} for index, count in sorted(label_counts.items())],
     }
 
@@ -364,6 +413,17 @@ def summary_lines(report: dict, out_dir: str) -> list[str]:
     return lines
 
 
+def task_lines(task: dict, out_dir: str) -> list[str]:
+    """What task.json makes of the folder: a probe task once both of the probe's splits are there."""
+    prepared = sorted(task["splits"])
+    missing = [split for split in PROBE_SPLITS if split not in task["splits"]]
+    if missing:
+        return [f"{os.path.join(out_dir, TASK_FILE)}: splits {prepared}; to probe on AudioSet, also prepare "
+                f"{' and '.join(repr(split) for split in missing)} here (eval_segments.csv as --split_name test)"]
+    return [f"{os.path.join(out_dir, TASK_FILE)}: splits {prepared}; probe task: python -m leaf_ssl.probe "
+            f"--task demo:{out_dir}; supervised: --config.supervised.task_dir={out_dir}"]
+
+
 def _by_reason(counts: dict) -> str:
     return " (" + ", ".join(f"{reason} {count}" for reason, count in counts.items()) + ")" if counts else ""
 
@@ -377,7 +437,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", required=True, help="output folder (local or gs://)")
     parser.add_argument("--num_shards", type=int, required=True, help="shards for this split")
     parser.add_argument("--workers", type=int, default=None, help="shard-writing processes (default: all CPUs)")
-    parser.add_argument("--split_name", default="train", help="shard prefix and report name (default: train)")
+    parser.add_argument("--split_name", default="train",
+                        help="shard prefix and report name (default: train); the probe reads 'train' and 'test'")
     parser.add_argument("--min_seconds", type=float, default=DEFAULT_MIN_SECONDS,
                         help=f"shorter clips are skipped (default: {DEFAULT_MIN_SECONDS})")
     args = parser.parse_args(argv)
@@ -390,7 +451,8 @@ def main(argv: list[str] | None = None) -> int:
     except AudioSetError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    print("\n".join(summary_lines(report, args.out)))
+    print("\n".join(summary_lines(report, args.out) + task_lines(read_json(os.path.join(args.out, TASK_FILE)),
+                                                                   args.out)))
     return 0
 
 

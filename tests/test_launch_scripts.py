@@ -1,0 +1,377 @@
+"""The launch scripts: they parse, and the pod and cluster launchers drive training as documented.
+
+Neither a TPU pod nor a SLURM cluster is available here, so their commands are faked on PATH:
+
+* `gcloud` runs each `tpu-vm ssh --command` in a home folder per fake worker (in parallel,
+  exiting like gcloud with the first non-zero code in worker order), and `scp` copies there;
+* `uv` makes a virtual environment whose `python` fakes `python -m leaf_ssl.train`: it records
+  its flags and exits with the next code of its worker's plan (or, for "wait", runs until
+  SIGTERM and then exits 75 like a preempted run);
+* `srun` records its arguments and exits with a given code (or waits for SIGTERM), `scontrol`
+  records its arguments.
+
+So the tests exercise the scripts' own logic (flag checks, copying, detaching, restart on 75,
+stop, requeue) but not gcloud, the pod or SLURM themselves.
+"""
+import json
+import os
+import shutil
+import signal
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+LAUNCH = REPO / "launch"
+TPU_POD = LAUNCH / "tpu_pod.sh"
+SLURM = LAUNCH / "slurm_gpu.sbatch"
+NUM_WORKERS = 2
+TRAIN_FLAGS = ["--config", "configs/tiny.py", "--workdir=gs://bucket/runs/tiny",
+               "--config.data.train_shards=gs://bucket/shards/train-*.tfrecord"]
+
+FAKE_GCLOUD = f"""#!{sys.executable} -S
+import json, os, shutil, subprocess, sys
+from pathlib import Path
+root = Path(os.environ["FAKE_ROOT"])
+with open(root / "gcloud_calls.jsonl", "a") as calls:
+    calls.write(json.dumps(sys.argv[1:]) + "\\n")
+args = sys.argv[1:]
+assert args[:3] == ["compute", "tpus", "tpu-vm"], args
+verb, rest = args[3], args[4:]
+options = dict(arg.split("=", 1) for arg in rest if arg.startswith("--") and "=" in arg)
+positional = [arg for arg in rest if not arg.startswith("--")]
+state_file = root / "state"
+homes = [root / f"worker{{i}}" for i in range({NUM_WORKERS})]
+def workers():
+    chosen = options.get("--worker", "0")
+    return list(range(len(homes))) if chosen == "all" else [int(chosen)]
+if verb == "describe":
+    state = state_file.read_text() if state_file.exists() else "NOT_FOUND"
+    if state == "NOT_FOUND":
+        sys.exit("ERROR: (gcloud.compute.tpus.tpu-vm.describe) NOT_FOUND")
+    print(state)
+elif verb in ("create", "start"):
+    state_file.write_text("READY")
+elif verb == "delete":
+    state_file.write_text("NOT_FOUND")
+elif verb == "scp":
+    source, destination = positional
+    for i in workers():
+        shutil.copy(source, homes[i] / destination.split(":", 1)[1])
+elif verb == "ssh":
+    processes = [subprocess.Popen(["bash", "-c", options["--command"]],
+                                  env=dict(os.environ, HOME=str(homes[i]), TPU_WORKER_ID=str(i)))
+                 for i in workers()]
+    codes = [process.wait() for process in processes]
+    sys.exit(next((code for code in codes if code), 0))
+else:
+    sys.exit(f"fake gcloud: unexpected {{args}}")
+"""
+
+FAKE_UV = """#!/usr/bin/env bash
+# uv venv ... DIR: a virtual environment whose python is the fake below; uv pip ...: recorded.
+echo "uv $*" >>"$FAKE_ROOT/uv_calls"
+if [ "$1" = venv ]; then
+  mkdir -p "${@: -1}/bin" && cp "$FAKE_ROOT/fake_python" "${@: -1}/bin/python"
+fi
+"""
+
+FAKE_PYTHON = """#!/usr/bin/env bash
+# -c CODE: the version checks of worker-setup. -m leaf_ssl.train FLAGS: records its arguments,
+# then exits with the first code of $HOME/exit_plan (removing it), or for "wait" waits for SIGTERM.
+if [ "$1" = -c ]; then
+  case $2 in *version_info*) echo 3.11 ;; *) echo "Python 3.11.7 jax fake" ;; esac
+  exit 0
+fi
+printf '%s\\n' "$*" >>"$HOME/train_calls"
+echo "fake training on worker $TPU_WORKER_ID: step 1/4 | loss 2.7"
+plan=$(head -n 1 "$HOME/exit_plan")
+sed -i 1d "$HOME/exit_plan"
+if [ "$plan" = wait ]; then
+  trap 'echo "fake training: SIGTERM, saved a checkpoint"; exit 75' TERM
+  while :; do sleep 0.05; done
+fi
+exit "$plan"
+"""
+
+
+def _write_executable(path: Path, text: str) -> None:
+    path.write_text(text)
+    path.chmod(path.stat().st_mode | stat.S_IXUSR)
+
+
+@pytest.fixture
+def pod(tmp_path):
+    """A fake pod: gcloud, uv and python fakes on PATH, one home folder per worker."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    _write_executable(bin_dir / "gcloud", FAKE_GCLOUD)
+    _write_executable(bin_dir / "uv", FAKE_UV)
+    _write_executable(tmp_path / "fake_python", FAKE_PYTHON)
+    for i in range(NUM_WORKERS):
+        (tmp_path / f"worker{i}").mkdir()
+    env = dict(os.environ, PATH=f"{bin_dir}:{os.environ['PATH']}", FAKE_ROOT=str(tmp_path), TPU_POD_NAME="leaf",
+               TPU_POD_ZONE="us-central2-b", TPU_POD_RESTART_DELAY="0")
+    return tmp_path, env
+
+
+def tpu_pod(env, *args):
+    return subprocess.run(["bash", str(TPU_POD), *args], env=env, capture_output=True, text=True, timeout=30)
+
+
+def gcloud_calls(root: Path) -> list[list[str]]:
+    path = root / "gcloud_calls.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def worker_commands(root: Path) -> list[str]:
+    """The worker-side commands the driver sent over ssh, in order ('worker-start', ...)."""
+    commands = []
+    for call in gcloud_calls(root):
+        command = next((arg for arg in call if arg.startswith("--command=")), "")
+        commands += [word for word in command.split() if word.startswith("worker-")]
+    return commands
+
+
+def set_exit_plans(root: Path, *codes: str) -> None:
+    for i in range(NUM_WORKERS):
+        (root / f"worker{i}" / "exit_plan").write_text("".join(f"{code}\n" for code in codes))
+
+
+def train_calls(root: Path, worker: int) -> list[str]:
+    path = root / f"worker{worker}" / "train_calls"
+    return path.read_text().splitlines() if path.exists() else []
+
+
+def test_every_launch_script_parses():
+    scripts = sorted(LAUNCH.glob("*.sh")) + [SLURM]
+    assert TPU_POD in scripts and len(scripts) >= 7
+    for script in scripts:
+        result = subprocess.run(["bash", "-n", str(script)], capture_output=True, text=True)
+        assert result.returncode == 0, f"{script.name}: {result.stderr}"
+
+
+@pytest.mark.skipif(shutil.which("shellcheck") is None, reason="shellcheck is not installed")
+def test_pod_and_cluster_launchers_are_shellcheck_clean():
+    result = subprocess.run(["shellcheck", str(TPU_POD), str(SLURM)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout
+
+
+def test_tpu_pod_usage(pod):
+    _, env = pod
+    result = tpu_pod(env, "--help")
+    assert result.returncode == 0
+    for command in ("create", "setup", "train TRAIN_FLAGS", "logs [WORKER]", "status", "stop", "delete",
+                    "--distributed=on", "TPU_POD_NAME", "--recreate", "ssh-add"):
+        assert command in result.stdout, command
+    no_command = tpu_pod(env)
+    assert no_command.returncode == 2 and "no command given" in no_command.stderr
+    unnamed = tpu_pod({**env, "TPU_POD_NAME": ""}, "status")
+    assert unnamed.returncode == 2 and "--name NAME or set TPU_POD_NAME" in unnamed.stderr
+
+
+@pytest.mark.parametrize("flags, problem", [
+    (["--config", "configs/tiny.py", "--workdir", "runs/tiny", "--config.data.train_shards=gs://b/s"],
+     "--workdir=gs://"),
+    (["--config=configs/tiny.py", "--workdir=gs://b/run", "--config.data.train_shards", "/data/shards"],
+     "--config.data.train_shards=gs://"),
+    (["--workdir=gs://b/run", "--config.data.train_shards=gs://b/s"], "needs --config"),
+    (["--config=configs/absent.py:leaf", "--workdir=gs://b/run", "--config.data.train_shards=gs://b/s"],
+     "no file configs/absent.py in"),
+    ([*TRAIN_FLAGS, "--distributed=off"], "passes --distributed=on itself"),
+    ([*TRAIN_FLAGS, "--recreate"], "put it before the command"),
+])
+def test_train_refuses_flags_a_pod_cannot_run_before_calling_gcloud(pod, flags, problem):
+    root, env = pod
+    result = tpu_pod(env, "train", *flags)
+    assert result.returncode == 2 and problem in result.stderr
+    assert gcloud_calls(root) == []
+
+
+def test_setup_then_train_restarts_every_worker_after_a_preemption(pod):
+    root, env = pod
+    assert tpu_pod(env, "create").returncode == 0
+    setup = tpu_pod(env, "setup")
+    assert setup.returncode == 0, setup.stderr
+    for i in range(NUM_WORKERS):  # the working tree, installed; the copy and the unpacking place are gone
+        home = root / f"worker{i}"
+        assert (home / "leaf_ssl" / "launch" / "tpu_pod.sh").is_file()
+        assert (home / "leaf_ssl" / "leaf_ssl" / "train.py").is_file() and (home / "leaf_ssl" / ".venv").is_dir()
+        assert not (home / "leaf_ssl.new").exists() and not (home / "leaf_ssl_code.tar.gz").exists()
+    assert "pip install --quiet --python .venv/bin/python -e . jax[tpu]" in (root / "uv_calls").read_text()
+    (root / "worker0" / "leaf_ssl" / ".venv" / "kept").touch()
+    assert tpu_pod(env, "setup").returncode == 0  # a code update keeps the virtual environment
+    assert (root / "worker0" / "leaf_ssl" / ".venv" / "kept").exists()
+    assert (root / "uv_calls").read_text().count("uv venv") == NUM_WORKERS
+    create = next(call for call in gcloud_calls(root) if call[3] == "create")
+    assert {"leaf", "--accelerator-type=v4-32", "--version=tpu-ubuntu2204-base", "--zone=us-central2-b"} <= set(create)
+
+    set_exit_plans(root, 75, 0)  # preempted once, then finished
+    train = tpu_pod(env, "train", *TRAIN_FLAGS)
+    assert train.returncode == 0, train.stderr
+    assert "preempted (exit 75, checkpoint saved); restarting" in train.stderr
+    assert "fake training on worker 0: step 1/4" in train.stdout  # worker 0's log, followed
+    command = " ".join(["-m leaf_ssl.train", *TRAIN_FLAGS, "--distributed=on"])
+    for i in range(NUM_WORKERS):
+        assert train_calls(root, i) == [command] * 2
+    assert worker_commands(root) == ["worker-setup", "worker-setup", "worker-start", "worker-wait",
+                                     "worker-stopped", "worker-start", "worker-wait"]
+
+    set_exit_plans(root, 65)  # diverged: reported, not restarted
+    diverged = tpu_pod(env, "train", *TRAIN_FLAGS)
+    assert diverged.returncode == 65 and "65: the loss diverged" in diverged.stderr
+    assert len(train_calls(root, 0)) == 3
+
+    (root / "state").write_text("PREEMPTED")
+    preempted = tpu_pod(env, "train", *TRAIN_FLAGS)
+    assert preempted.returncode == 1 and "To resume: launch/tpu_pod.sh create" in preempted.stderr
+    set_exit_plans(root, 0)
+    recreated = tpu_pod(env, "--recreate", "train", *TRAIN_FLAGS)
+    assert recreated.returncode == 0, recreated.stderr
+    # preempted slice: described, deleted, created, set up, READY; then start and wait on the workers
+    verbs = [call[3] for call in gcloud_calls(root)]
+    assert verbs[-9:] == ["describe", "describe", "delete", "create", "scp", "ssh", "describe", "ssh", "ssh"]
+    assert worker_commands(root)[-3:] == ["worker-setup", "worker-start", "worker-wait"]
+    assert len(train_calls(root, 0)) == 4
+
+
+def test_stop_saves_and_is_not_restarted_and_another_run_is_refused_meanwhile(pod):
+    root, env = pod
+    (root / "state").write_text("READY")
+    for i in range(NUM_WORKERS):  # installed as setup leaves it
+        code_dir = root / f"worker{i}" / "leaf_ssl"
+        (code_dir / "launch").mkdir(parents=True)
+        shutil.copy(TPU_POD, code_dir / "launch")
+        (code_dir / ".venv" / "bin").mkdir(parents=True)
+        shutil.copy(root / "fake_python", code_dir / ".venv" / "bin" / "python")
+    set_exit_plans(root, "wait")
+    train = subprocess.Popen(["bash", str(TPU_POD), "train", *TRAIN_FLAGS], env=env, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 10
+        while not all(train_calls(root, i) for i in range(NUM_WORKERS)):
+            assert time.monotonic() < deadline and train.poll() is None, "training did not start on every worker"
+            time.sleep(0.05)
+        other = tpu_pod(env, "train", *TRAIN_FLAGS[:-1], "--config.data.train_shards=gs://bucket/other")
+        assert other.returncode == 2 and "another training runs" in other.stderr
+        status = tpu_pod(env, "status")
+        assert status.stdout.count("training runs (pid") == NUM_WORKERS
+
+        assert tpu_pod(env, "stop").returncode == 0
+        _, stderr = train.communicate(timeout=10)
+    finally:
+        if train.poll() is None:
+            train.kill()
+    assert train.returncode == 75 and "stopped by launch/tpu_pod.sh stop" in stderr
+    for i in range(NUM_WORKERS):
+        assert len(train_calls(root, i)) == 1
+        assert (root / f"worker{i}" / "leaf_ssl_run" / "exit_code").read_text().strip() == "75"
+        assert "fake training: SIGTERM, saved a checkpoint" in (root / f"worker{i}" / "leaf_ssl_run" / "train.log").read_text()
+    assert "training ended with exit code 75" in tpu_pod(env, "status").stdout
+
+
+@pytest.fixture
+def cluster(tmp_path):
+    """Fake srun and scontrol on PATH, and the environment sbatch gives a 2-node job."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    _write_executable(bin_dir / "srun", """#!/usr/bin/env bash
+printf '%s\\n' "$@" >"$FAKE_ROOT/srun_args"
+env | grep -E '^(JAX_LOCAL_DEVICE_IDS|PYTHONUNBUFFERED)=' | sort >"$FAKE_ROOT/srun_env"
+if [ "$FAKE_SRUN_EXIT" = wait ]; then
+  trap 'exit 75' TERM
+  touch "$FAKE_ROOT/srun_started"
+  while :; do sleep 0.05; done
+fi
+exit "$FAKE_SRUN_EXIT"
+""")
+    _write_executable(bin_dir / "scontrol", """#!/usr/bin/env bash
+if [ "$1" = show ]; then
+  echo "JobId=$3 JobName=leaf_ssl JobState=$FAKE_JOB_STATE Reason=None"
+else
+  echo "$*" >>"$FAKE_ROOT/scontrol_calls"
+fi
+""")
+    env = dict(os.environ, PATH=f"{bin_dir}:{os.environ['PATH']}", FAKE_ROOT=str(tmp_path), SLURM_JOB_ID="4242",
+               SLURM_SUBMIT_DIR=str(REPO), SLURM_NNODES="2", SLURM_NTASKS="16", SLURM_NTASKS_PER_NODE="8",
+               SLURM_RESTART_COUNT="0", CUDA_VISIBLE_DEVICES="0,1,2,3,4,5,6,7", FAKE_SRUN_EXIT="0",
+               FAKE_JOB_STATE="RUNNING")
+    for inherited in ("JAX_LOCAL_DEVICE_IDS", "SLURM_GPUS_ON_NODE", "REPO", "PYTHON", "MAX_REQUEUES"):
+        env.pop(inherited, None)
+    return tmp_path, env
+
+
+SLURM_FLAGS = ["--config", "configs/pretrain_leaf.py:random", "--workdir", "/shared/runs/leaf",
+               "--config.data.train_shards=/shared/audioset/train-*.tfrecord"]
+
+
+def sbatch(env, *args):
+    return subprocess.run(["bash", str(SLURM), *args], env=env, capture_output=True, text=True, timeout=30)
+
+
+def test_slurm_script_runs_one_srun_step_with_distributed_on(cluster):
+    root, env = cluster
+    result = sbatch(env, *SLURM_FLAGS)
+    assert result.returncode == 0, result.stderr
+    srun_args = (root / "srun_args").read_text().splitlines()
+    assert srun_args[srun_args.index("-m"):] == ["-m", "leaf_ssl.train", *SLURM_FLAGS, "--distributed=on"]
+    assert srun_args[srun_args.index("-m") - 1] == str(REPO / ".venv" / "bin" / "python")
+    assert "JAX_LOCAL_DEVICE_IDS" not in (root / "srun_env").read_text()  # one process per GPU: JAX's default
+    assert not (root / "scontrol_calls").exists()
+
+
+def test_slurm_script_requeues_after_a_preemption_until_its_limit(cluster):
+    root, env = cluster
+    env["FAKE_SRUN_EXIT"] = "75"
+    result = sbatch(env, *SLURM_FLAGS)
+    assert result.returncode == 0 and "requeued" in result.stderr
+    assert (root / "scontrol_calls").read_text() == "requeue 4242\n"
+
+    exhausted = sbatch({**env, "SLURM_RESTART_COUNT": "3", "MAX_REQUEUES": "3"}, *SLURM_FLAGS)
+    assert exhausted.returncode == 75 and "not requeued again" in exhausted.stderr
+    assert (root / "scontrol_calls").read_text() == "requeue 4242\n"
+
+    cancelled = sbatch({**env, "FAKE_JOB_STATE": "CANCELLED"}, *SLURM_FLAGS)
+    assert cancelled.returncode == 75 and "cancelled (scancel), so it is not requeued" in cancelled.stderr
+
+    diverged = sbatch({**env, "FAKE_SRUN_EXIT": "65"}, *SLURM_FLAGS)
+    assert diverged.returncode == 65
+    assert (root / "scontrol_calls").read_text() == "requeue 4242\n"  # still only the first run's
+
+
+def test_slurm_script_outlives_sigterm_to_record_the_step_and_requeue(cluster):
+    root, env = cluster
+    env["FAKE_SRUN_EXIT"] = "wait"
+    job = subprocess.Popen(["bash", str(SLURM), *SLURM_FLAGS], env=env, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 10
+        while not (root / "srun_started").exists():
+            assert time.monotonic() < deadline and job.poll() is None, "srun did not start"
+            time.sleep(0.05)
+        os.killpg(job.pid, signal.SIGTERM)  # as at preemption: to the batch shell and the step's tasks
+        _, stderr = job.communicate(timeout=10)
+    finally:
+        if job.poll() is None:
+            job.kill()
+    assert job.returncode == 0, stderr
+    assert (root / "scontrol_calls").read_text() == "requeue 4242\n"
+
+
+def test_slurm_one_process_per_node_drives_every_local_gpu(cluster):
+    root, env = cluster
+    result = sbatch({**env, "SLURM_NTASKS": "2", "SLURM_NTASKS_PER_NODE": "1"}, *SLURM_FLAGS)
+    assert result.returncode == 0, result.stderr
+    assert "JAX_LOCAL_DEVICE_IDS=0,1,2,3,4,5,6,7" in (root / "srun_env").read_text()
+
+
+def test_slurm_script_refuses_to_run_outside_a_job_or_without_a_workdir(cluster):
+    _, env = cluster
+    outside = sbatch({key: value for key, value in env.items() if key != "SLURM_JOB_ID"}, *SLURM_FLAGS)
+    assert outside.returncode == 2 and "submit it with sbatch" in outside.stderr
+    no_workdir = sbatch(env, "--config", "configs/pretrain_leaf.py")
+    assert no_workdir.returncode == 2 and "--workdir" in no_workdir.stderr
