@@ -25,7 +25,8 @@ def get_config(arg=None):
     config.train.batch_size = 16
     config.train.total_steps = 240
     config.train.warmup_epochs = 0.25
-    config.train.base_learning_rate = 1e-3
+    # Peak lr = base x 16/256 = 1e-3: the classifier must learn within 240 small steps.
+    config.train.base_learning_rate = 1.6e-2
     config.train.log_every_steps = 10
     config.train.checkpoint_every_steps = 80
     return config

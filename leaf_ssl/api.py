@@ -10,9 +10,9 @@ What an embedding is, the same in this object, `python -m leaf_ssl.embed` and `l
 
 * Audio of any sample rate and channel count is downmixed and resampled to 16 kHz mono
   (`data.audio.prepare_waveform`: channels averaged, exact-ratio polyphase resampling, clipped to [-1, 1]).
-* The model is frozen and in inference mode. A window's embedding is the pooled encoder output
-  (`ColaModel.encode`; 1280-d for EfficientNet-B0), the representation linear probes read, not the
-  COLA projection head.
+* The model is frozen and in inference mode. A window is scaled to unit L2 norm (as every training
+  crop is) and its embedding is the pooled encoder output (`encode`; 1280-d for EfficientNet-B0),
+  the representation linear probes read, not the COLA projection head.
 * Clip embedding: the mean of the embeddings of the clip's 1 s segments, cut exactly as the probe cuts
   them (`probing.segments`: consecutive 1 s segments; a leftover tail gets one more segment aligned to
   the clip's end; a clip shorter than 1 s is one zero-padded segment).

@@ -11,7 +11,7 @@ import scipy.signal
 import soundfile
 
 import leaf_ssl
-from leaf_ssl import api, cola, embed
+from leaf_ssl import api, embed
 from leaf_ssl.probing.checkpoint import load_frozen_model
 from tests.test_analyze import TINY, save_checkpoint
 
@@ -55,14 +55,16 @@ def reference(checkpoint_dir):
     """The model applied to one 1 s window at a time, and audio read and resampled here with scipy."""
     frozen = load_frozen_model(str(checkpoint_dir))
     encode = jax.jit(lambda window: frozen.model.apply(frozen.variables, window[None], train=False,
-                                                       method=cola.ColaModel.encode)[0])
+                                                       method="encode")[0])
 
     def read_16k(path):
         samples, rate = soundfile.read(path, dtype="float64", always_2d=True)
         ratio = Fraction(16000, rate)
         return scipy.signal.resample_poly(samples.mean(axis=1), ratio.numerator, ratio.denominator)
 
-    return read_16k, lambda window: np.asarray(encode(np.asarray(window, np.float32)))
+    # Every window is scaled to unit L2 norm first, as training crops are.
+    unit = lambda window: np.asarray(window, np.float64) / max(np.linalg.norm(window), 1e-6)
+    return read_16k, lambda window: np.asarray(encode(unit(window).astype(np.float32)))
 
 
 def expected_segment_starts(samples: int) -> list[int]:

@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from leaf_ssl import cola, hear
+from leaf_ssl import hear
 from tests.test_analyze import TINY
 
 N_SAMPLES = 24000  # 1.5 s: segments [0, 1 s) and [0.5 s, 1.5 s); timestamps 0, 50, ..., 1500 ms
@@ -30,8 +30,10 @@ def encode(model):
     """The frozen model on one 1 s window at a time."""
     frozen = model.embedder.frozen
     one = jax.jit(lambda window: frozen.model.apply(frozen.variables, window[None], train=False,
-                                                    method=cola.ColaModel.encode)[0])
-    return lambda window: np.asarray(one(np.asarray(window, np.float32)))
+                                                    method="encode")[0])
+    # Every window is scaled to unit L2 norm first, as training crops are.
+    unit = lambda window: np.asarray(window, np.float64) / max(np.linalg.norm(window), 1e-6)
+    return lambda window: np.asarray(one(unit(window).astype(np.float32)))
 
 
 def test_model_attributes(model):

@@ -2,7 +2,6 @@
 a run end to end whose checkpoint the probe reads as a 'supervised' row."""
 import json
 
-import jax
 import numpy as np
 import optax
 import pytest

@@ -1,6 +1,9 @@
 """Embedding every segment of a task once with a frozen model, cached on disk.
 
-The model runs `encode(waveform, train=False)` (the pooled encoder output) with
+Each segment is scaled to unit L2 norm first, as every training crop is (the tf.data
+pipelines' `normalize`): the frontend and BatchNorm statistics only ever saw such inputs, and a
+clip's loudness would otherwise shift every feature. The model then runs
+`encode(waveform, train=False)` (the pooled encoder output) with
 `apply(..., mutable=False)`: BatchNorm reads its running statistics and flax would raise if
 anything tried to update a variable, so a segment's embedding does not depend on the batch it is
 in and the model is exactly the checkpoint's. Batches have a fixed size (the last one is
@@ -30,7 +33,7 @@ from leaf_ssl.probing.tasks import SPLITS, SkipLog, Task
 
 logger = logging.getLogger(__name__)
 
-CACHE_FORMAT = 1  # bump when what is stored, or how segments are cut, changes
+CACHE_FORMAT = 2  # bump when what is stored, or how segments are cut or normalised, changes
 
 
 @dataclasses.dataclass
@@ -99,11 +102,20 @@ def embed_task(frozen: FrozenModel, task: Task, cache_dir: str | Path, *, segmen
     return result
 
 
+def l2_normalize(waveforms: jax.Array) -> jax.Array:
+    """Each row scaled to unit L2 norm, silence left at zero: `tf.math.l2_normalize` as the
+    training pipelines apply it to every crop."""
+    squared_norm = jnp.sum(jnp.square(waveforms), axis=-1, keepdims=True)
+    return waveforms * jax.lax.rsqrt(jnp.maximum(squared_norm, 1e-12))
+
+
 def make_embed_fn(frozen: FrozenModel):
-    """Jitted (batch, samples) -> (batch, dim) float32 pooled encoder output, in inference mode."""
+    """Jitted (batch, samples) -> (batch, dim) float32 pooled encoder output, in inference mode,
+    of the L2-normalised waveforms."""
     @jax.jit
     def embed(variables, waveforms):
-        pooled = frozen.model.apply(variables, waveforms, train=False, method="encode", mutable=False)
+        pooled = frozen.model.apply(variables, l2_normalize(waveforms), train=False, method="encode",
+                                    mutable=False)
         return pooled.astype(jnp.float32)
     return lambda waveforms: embed(frozen.variables, waveforms)
 
