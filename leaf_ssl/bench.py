@@ -1,43 +1,82 @@
-"""Micro-benchmarks on the default jax device: `python -m leaf_ssl.bench --what frontend [...]`.
+"""Micro-benchmarks: `python -m leaf_ssl.bench --what frontend|step|input|all [...]`.
 
 Each benchmark is a function in `BENCHMARKS` (keyed by the `--what` name) that takes the parsed arguments
-and returns rows of results; `main` prints them as a table and optionally writes them as JSON.
+and returns rows of results; `main` prints them as a table and optionally writes them as JSON
+(`--what all` runs every benchmark in turn).
 
   frontend: jit-compiled forward + gradient (of the sum of the features w.r.t. the parameters) of every
-            frontend and filterbank path on (batch, 15360) random audio (0.96 s at 16 kHz), timed after a
-            warm-up call, median over --repeats calls each ended by block_until_ready.
+            frontend and filterbank path (`--cases`) on (batch, 15360) random audio (0.96 s at 16 kHz),
+            on the default jax device. After one warm-up (compile) call each, the cases take turns
+            within each repeat, so that load from other processes hits them alike; median over
+            --repeats calls, each ended by block_until_ready. Also XLA's cost analysis of each
+            compiled case (`gflop`, `gb_accessed`: a model of memory traffic, not a measurement).
+            On the CPU, `--threads N` pins the process to N cores (default: every usable core).
+            `--peer speechbrain` adds SpeechBrain's Leaf (PyTorch) forward + backward on the same batch,
+            on the same device (on the CPU with one thread per core used), taking its turn with the
+            others, and a `vs_peer` column: crops/s over the peer's. Needs torch and speechbrain,
+            which are not dependencies of this package; without them the peer is skipped with a
+            message that says how to install them.
+            `--stages` adds, before each LEAF case, rows for its first stages alone ('/modulus': Gabor
+            filterbank + squared modulus; '/pooling': + Gaussian lowpass), to see where the time goes.
   step:     the whole data-parallel COLA train step (frontend, SpecAugment, EfficientNet-B0, bilinear
             loss, AdamW) at the paper's shapes: --pairs_per_device pairs of 0.96 s crops on every local
             device, --n_filters filters, encoder in float32 and bfloat16. The batch is on the devices
             before timing. Also XLA's cost analysis of the compiled step (FLOPs, bytes), the achieved
             TFLOP/s, and the peak device memory where the backend reports it.
+  input:    the tf.data pretraining pipeline alone, in crops per second per CPU core, at 1 thread and at
+            every core (`--threads`); see `leaf_ssl.bench_input`.
+
+Rows of `frontend` and `input` also have `crops_per_cpu_s` (crops per second of the process's CPU time,
+all threads), `cores_busy` (process CPU seconds / wall seconds: how many cores the case kept busy; on a
+CPU host it shows whether both sides of a comparison used every core) and `cores_waiting` (seconds the
+process's threads were ready to run but waited for a core / wall seconds, Linux only: high when other
+processes crowd the case out), see `leaf_ssl.bench_host`.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
+import sys
 import time
 from typing import Callable
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 
+from leaf_ssl import bench_input, bench_peer
+from leaf_ssl.bench_host import CpuMeter, Usage, busy_and_waiting, pin_process, usable_cores
 from leaf_ssl.frontends import Leaf, MelFilterbank, SincNet, SincNetPlus
+from leaf_ssl.frontends.framing import window_and_stride_samples
+from leaf_ssl.frontends.leaf import GaborFilterbank, squared_modulus
+from leaf_ssl.frontends.pooling import GaussianLowpass
 
 CROP_SAMPLES = 15360  # 0.96 s at 16 kHz, the COLA crop
+PEER_CASE = "peer_speechbrain_leaf"
 
 
-def time_call(function: Callable, *args, repeats: int) -> list[float]:
-    """Seconds per call of `function(*args)`, after one untimed warm-up (compilation) call."""
-    jax.block_until_ready(function(*args))
-    durations = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        jax.block_until_ready(function(*args))
-        durations.append(time.perf_counter() - start)
-    return durations
+def time_interleaved(calls: dict[str, Callable[[], None]], repeats: int) -> dict[str, list[Usage]]:
+    """The wall time and CPU use of each of `calls` (each runs once and waits for its result), per repeat.
+
+    Every call runs once untimed first (compilation, allocator warm-up). Then, in each repeat, every
+    call runs once, in an order rotated by one each repeat, so that a burst of load from other processes
+    falls on all of them alike and none always runs right after the same other one.
+    """
+    for call in calls.values():
+        call()
+    names = list(calls)
+    usages: dict[str, list[Usage]] = {name: [] for name in names}
+    for repeat in range(repeats):
+        shift = repeat % len(names)
+        for name in names[shift:] + names[:shift]:
+            with CpuMeter() as meter:
+                calls[name]()
+            usages[name].append(meter.usage)
+    return usages
 
 
 def frontend_cases(n_filters: int) -> dict[str, object]:
@@ -51,21 +90,122 @@ def frontend_cases(n_filters: int) -> dict[str, object]:
     }
 
 
-def bench_frontends(args: argparse.Namespace) -> list[dict]:
-    """Forward + parameter gradient of each frontend; one row per case."""
+LEAF_STAGES = ("modulus", "pooling")
+
+
+class LeafPrefix(nn.Module):
+    """The first stages of `Leaf.__call__`, with Leaf's defaults, so that `--stages` can time them apart:
+    'modulus' is the Gabor filterbank and the squared modulus, 'pooling' adds the Gaussian lowpass.
+    The full Leaf adds the floor and sPCEN. Differences between the rows approximate the stages' costs
+    (XLA fuses and schedules each prefix on its own, so they need not add up exactly).
+
+    The output is the last stage's output squared: the benchmark differentiates the sum of the output,
+    and the sum of a stage's output alone would hand its backward pass a constant cotangent, which XLA
+    simplifies into a pooling gradient slower than the full frontend's (2.2x on 2 CPU cores). Squaring
+    makes the cotangent depend on the data, as sPCEN's does in the full frontend.
+    """
+
+    n_filters: int
+    filterbank_impl: str
+    last_stage: str
+
+    @nn.compact
+    def __call__(self, waveform: jnp.ndarray) -> jnp.ndarray:
+        window, stride = window_and_stride_samples(Leaf.sample_rate, Leaf.window_len_ms, Leaf.window_stride_ms)
+        filtered = GaborFilterbank(self.n_filters, window, Leaf.sample_rate, Leaf.min_freq, Leaf.max_freq,
+                                   Leaf.filter_init, self.filterbank_impl, name="filterbank")(waveform)
+        stage_output = squared_modulus(filtered)
+        if self.last_stage == "pooling":
+            stage_output = GaussianLowpass(window, stride, name="pooling")(stage_output)
+        return jnp.square(stage_output)
+
+
+def _selected_cases(names: str | None, n_filters: int, stages: bool) -> dict[str, object]:
+    """The `--cases` (all by default), each LEAF case preceded by its stage prefixes with `--stages`."""
+    cases = frontend_cases(n_filters)
+    wanted = list(cases) if names is None else names.split(",")
+    unknown = sorted(set(wanted) - set(cases))
+    if unknown:
+        raise ValueError(f"--cases: unknown {unknown}; choose from {sorted(cases)}")
+    selected = {}
+    for name in wanted:
+        module = cases[name]
+        if stages and isinstance(module, Leaf):
+            for stage in LEAF_STAGES:
+                selected[f"{name}/{stage}"] = LeafPrefix(n_filters, module.filterbank_impl, stage)
+        selected[name] = module
+    return selected
+
+
+def xla_cost(compiled) -> tuple[float, float]:
+    """(FLOPs, bytes accessed) of a compiled computation, by XLA's cost analysis (0 where not reported)."""
+    cost = compiled.cost_analysis()
+    cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+    if not cost:
+        return 0.0, 0.0
+    return float(cost.get("flops", 0.0)), float(cost.get("bytes accessed", 0.0))
+
+
+def _jax_forward_gradient(module, waveform: jax.Array) -> tuple[Callable[[], None], dict[str, float]]:
+    """One compiled forward + parameter gradient of `module` on `waveform`, waited for, and its XLA cost."""
+    params = module.init(jax.random.PRNGKey(1), waveform[:1]).get("params", {})
+
+    def summed_features(params, waveform):
+        return jnp.sum(module.apply({"params": params}, waveform))
+
+    # value_and_grad, not grad: the mel frontend has no parameters, and its forward must still run.
+    step = jax.jit(jax.value_and_grad(summed_features)).lower(params, waveform).compile()
+    flops, bytes_accessed = xla_cost(step)
+    return lambda: jax.block_until_ready(step(params, waveform)), {"gflop": flops / 1e9,
+                                                                    "gb_accessed": bytes_accessed / 1e9}
+
+
+def _frontend_cores(threads: str | None) -> list[int]:
+    """The cores the frontend benchmark runs on: the first `--threads` usable ones, or all of them."""
+    cores = usable_cores()
+    if threads is None:
+        return cores
+    if not threads.isdigit() or not 1 <= int(threads) <= len(cores):
+        raise ValueError(f"--what frontend takes one thread count from 1 to {len(cores)}, got --threads {threads!r}")
+    return cores[:int(threads)]
+
+
+def _time_frontends(args: argparse.Namespace, threads: int) -> tuple[dict[str, list[Usage]], dict[str, dict]]:
+    """Builds every case (and the peer, given `threads` intra-op threads) and times them interleaved;
+    returns their usages and the XLA costs of ours."""
     waveform = jax.random.normal(jax.random.PRNGKey(0), (args.batch, CROP_SAMPLES), jnp.float32)
+    calls, costs = {}, {}
+    for name, module in _selected_cases(args.cases, args.n_filters, args.stages).items():
+        calls[name], costs[name] = _jax_forward_gradient(module, waveform)
+    if args.peer:
+        try:
+            calls[PEER_CASE] = bench_peer.speechbrain_leaf_step(np.asarray(waveform), args.n_filters,
+                                                                jax.devices()[0].platform, threads=threads)
+        except bench_peer.PeerUnavailable as error:
+            print(f"peer {args.peer} skipped: {error}", file=sys.stderr)
+    return time_interleaved(calls, args.repeats), costs
+
+
+def bench_frontends(args: argparse.Namespace) -> list[dict]:
+    """Forward + parameter gradient of each frontend (and the peer's, with --peer); one row per case."""
+    all_cores, cores = usable_cores(), _frontend_cores(args.threads)
+    # XLA's CPU thread pool is sized once, to every core; pinned to fewer cores, its threads share them.
+    pin_process(set(cores))
+    try:
+        usages, costs = _time_frontends(args, threads=len(cores))
+    finally:
+        pin_process(set(all_cores))
     rows = []
-    for name, module in frontend_cases(args.n_filters).items():
-        params = module.init(jax.random.PRNGKey(1), waveform[:1]).get("params", {})
-
-        def summed_features(params, waveform, module=module):
-            return jnp.sum(module.apply({"params": params}, waveform))
-
-        # value_and_grad, not grad: the mel frontend has no parameters, and its forward must still run.
-        step = jax.jit(jax.value_and_grad(summed_features))
-        seconds = statistics.median(time_call(step, params, waveform, repeats=args.repeats))
-        rows.append({"case": name, "batch": args.batch, "n_filters": args.n_filters,
-                     "ms": 1e3 * seconds, "crops_per_s": args.batch / seconds})
+    for name, usage in usages.items():
+        seconds = statistics.median(one.wall_s for one in usage)
+        cpu_seconds = statistics.median(one.cpu_s for one in usage)
+        rows.append({"case": name, "cores": len(cores), "batch": args.batch, "n_filters": args.n_filters,
+                     "ms": 1e3 * seconds, "crops_per_s": args.batch / seconds,
+                     "crops_per_cpu_s": args.batch / cpu_seconds, **busy_and_waiting(usage), **costs.get(name, {})})
+    if PEER_CASE in usages:
+        peer_rate = next(row["crops_per_s"] for row in rows if row["case"] == PEER_CASE)
+        for row in rows:
+            row["vs_peer"] = row["crops_per_s"] / peer_rate
     return rows
 
 
@@ -88,7 +228,7 @@ def _train_step_case(frontend: str, n_filters: int, encoder_dtype: str, pairs_pe
     waveform = jax.random.normal(jax.random.key(1), (config.train.batch_size, crop), jnp.float32)
     sharding = NamedSharding(mesh, PartitionSpec(trainer.DATA_AXIS))
     batch = {"anchor": jax.device_put(waveform, sharding), "positive": jax.device_put(waveform * 0.9, sharding)}
-    step = trainer.make_train_step(model, optimizer, schedule, mesh)
+    step = trainer.make_train_step(model, optimizer, schedule, mesh, experiment.train_objective(config))
     return step, state, batch, mesh.size
 
 
@@ -105,10 +245,7 @@ def bench_train_step(args: argparse.Namespace) -> list[dict]:
         step, state, batch, devices = _train_step_case(args.frontend, args.n_filters, dtype, args.pairs_per_device,
                                                        args.remat_frontend)
         compiled = step.lower(state, batch).compile()
-        cost = compiled.cost_analysis()
-        cost = cost[0] if isinstance(cost, (list, tuple)) else cost
-        flops = float(cost.get("flops", 0.0)) if cost else 0.0
-        bytes_accessed = float(cost.get("bytes accessed", 0.0)) if cost else 0.0
+        flops, bytes_accessed = xla_cost(compiled)
 
         state, _ = compiled(state, batch)  # warm-up
         jax.block_until_ready(state)
@@ -131,21 +268,37 @@ def bench_train_step(args: argparse.Namespace) -> list[dict]:
 BENCHMARKS: dict[str, Callable[[argparse.Namespace], list[dict]]] = {
     "frontend": bench_frontends,
     "step": bench_train_step,
+    "input": bench_input.bench_input,
 }
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--what", choices=sorted(BENCHMARKS), default="frontend")
-    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--what", choices=[*BENCHMARKS, "all"], default="frontend")
+    parser.add_argument("--batch", type=int, default=64, help="frontend: crops per call; input: crops per batch")
     parser.add_argument("--n_filters", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--cases", help=f"frontend: comma-separated subset of {','.join(frontend_cases(1))}")
+    parser.add_argument("--peer", choices=["speechbrain"], help="frontend: also time this PyTorch peer")
+    parser.add_argument("--stages", action="store_true",
+                        help=f"frontend: also time each LEAF case's first stages ({', '.join(LEAF_STAGES)})")
     parser.add_argument("--pairs_per_device", type=int, default=256, help="step: pairs per device")
     parser.add_argument("--frontend", default="leaf", help="step: leaf | sincnet | sincnet_plus | mel")
     parser.add_argument("--dtypes", default="float32,bfloat16", help="step: encoder dtypes, comma-separated")
     parser.add_argument("--remat_frontend", action="store_true", help="step: recompute the frontend in backward")
-    parser.add_argument("--json", help="also write the rows (and the device) to this JSON file")
+    parser.add_argument("--shards", help="input: a folder or pattern of TFRecord shards (default: synthetic clips)")
+    parser.add_argument("--clip_seconds", type=float, default=10.0, help="input: synthetic clip length")
+    parser.add_argument("--clips", type=int, default=512, help="input: synthetic clips")
+    parser.add_argument("--num_shards", type=int, default=16, help="input: synthetic shards")
+    parser.add_argument("--threads", help="input: tf.data thread counts, comma-separated (default: 1 and all cores); "
+                                          "frontend: run on this many cores (default: all), the peer with as "
+                                          "many threads")
+    parser.add_argument("--shuffle_buffer", type=int, default=128,
+                        help="input: clips in the shuffle buffer; keep it below the clip count, as on AudioSet, "
+                             "or every epoch starts with a pause to fill it")
+    parser.add_argument("--input_batches", type=int, default=50, help="input: timed batches per repeat")
+    parser.add_argument("--json", help="also write the rows (and the device and environment) to this JSON file")
     return parser.parse_args(argv)
 
 
@@ -155,19 +308,43 @@ def _format_cell(value) -> str:
     return "-" if value is None else str(value)
 
 
+def print_table(rows: list[dict]) -> None:
+    columns = list(dict.fromkeys(column for row in rows for column in row))  # union, in order of appearance
+    print("".join(f"{column:>22}" for column in columns))
+    for row in rows:
+        print("".join(f"{_format_cell(row.get(column)):>22}" for column in columns))
+
+
+def environment() -> dict[str, str]:
+    """What the numbers depend on besides the code: package versions (ours always, the peer's where it
+    was imported), usable cores, and glibc's malloc tunables (`GLIBC_TUNABLES=glibc.malloc.hugetlb=1`
+    backs large CPU buffers with huge pages, see docs/performance.md)."""
+    found = {"jax": jax.__version__, "jaxlib": jax.lib.__version__, "cpu_cores": str(len(usable_cores())),
+             "GLIBC_TUNABLES": os.environ.get("GLIBC_TUNABLES", "")}
+    for name in ("tensorflow", "torch", "speechbrain"):
+        module = sys.modules.get(name)
+        if module is not None:
+            found[name] = getattr(module, "__version__", "?")
+    return found
+
+
 def main(argv=None) -> None:
     args = parse_args(argv)
     device = jax.devices()[0]
-    rows = BENCHMARKS[args.what](args)
-    print(f"{args.what} on {device.platform} ({device.device_kind}), median of {args.repeats}")
-    columns = list(rows[0])
-    print("".join(f"{column:>22}" for column in columns))
-    for row in rows:
-        print("".join(f"{_format_cell(row[column]):>22}" for column in columns))
+    names = list(BENCHMARKS) if args.what == "all" else [args.what]
+    all_rows = []
+    for name in names:
+        rows = BENCHMARKS[name](args)
+        where = f"the host CPU ({len(usable_cores())} cores)" if name == "input" else \
+            f"{device.platform} ({device.device_kind})"
+        print(f"{name} on {where}, median of {args.repeats}")
+        print_table(rows)
+        all_rows += [{"what": name, **row} for row in rows]
     if args.json:
         with open(args.json, "w") as output:
             json.dump({"what": args.what, "device": f"{device.platform}:{device.device_kind}",
-                       "repeats": args.repeats, "rows": rows}, output, indent=2)
+                       "repeats": args.repeats, "environment": environment(), "rows": all_rows},
+                      output, indent=2)
 
 
 if __name__ == "__main__":
