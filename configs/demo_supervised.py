@@ -27,6 +27,9 @@ def get_config(arg=None):
     config.train.warmup_epochs = 0.25
     # Peak lr = base x 16/256 = 1e-3: the classifier must learn within 240 small steps.
     config.train.base_learning_rate = 1.6e-2
+    # No SpecAugment here: masks filled with zeros among log-compressed features left the tiny
+    # encoder at chance for 200 steps (train accuracy 10%); without them it reaches 45% in 150.
+    config.model.freq_masks = config.model.time_masks = 0
     config.train.log_every_steps = 10
     config.train.checkpoint_every_steps = 80
     return config

@@ -13,14 +13,15 @@
 # probes/<task>.json|md), floors in <variant>_untrained/probes/, and table.{md,csv}.
 # Re-running skips probes whose result exists; training resumes from its newest checkpoint (a
 # finished run does no more steps). Variants: mel, sincnet (mel/random init), leaf (mel/random).
-# Environment: PYTHON (default .venv/bin/python), OUT, DEMO_CORPUS (default demo_corpus), SEEDS.
+# Environment: PYTHON (default .venv/bin/python), OUT, DEMO_CORPUS (default demo_corpus), SEEDS,
+# VARIANTS (space-separated, in the order to run; default: all five).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PRESET="${1:-demo}"
 PYTHON="${PYTHON:-.venv/bin/python}"
 OUT="${OUT:-runs/tables_${PRESET}}"
 SEEDS="${SEEDS:-3}"
-VARIANTS=("mel" "sincnet,mel" "sincnet,random" "leaf,mel" "leaf,random")
+read -r -a VARIANTS <<< "${VARIANTS:-mel sincnet,mel sincnet,random leaf,mel leaf,random}"
 TRAIN_FLAGS=()
 case "$PRESET" in
   demo|gpu)
