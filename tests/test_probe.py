@@ -125,6 +125,12 @@ def test_trained_checkpoint_against_its_untrained_floor(supervised_tone_run, ton
     assert trained["embedding"]["cache"] != floor["embedding"]["cache"]
 
 
+def test_checkpoint_given_as_a_relative_path_restores(trained_run, monkeypatch):
+    monkeypatch.chdir(trained_run.parent)
+    frozen = checkpoint.load_frozen_model(trained_run.name)
+    assert frozen.step == 6 and frozen.source == str(trained_run / "checkpoints" / "6")
+
+
 def test_random_floor_is_the_runs_initial_state(trained_run):
     """random:<config> = the variables a run of that config starts from (same seed, same key)."""
     from leaf_ssl import trainer, experiment

@@ -65,7 +65,7 @@ def load_frozen_model(spec: str) -> FrozenModel:
     """Restores `spec` (see module docstring). Raises CheckpointError with a readable reason."""
     if spec.startswith(RANDOM_PREFIX):
         return untrained_model(spec)
-    path = Path(spec).expanduser()
+    path = Path(spec).expanduser().absolute()  # orbax reads nothing through a relative path
     if not path.exists():
         raise checkpointing.CheckpointError(f"checkpoint path {path} does not exist")
     if _is_step_folder(path):
