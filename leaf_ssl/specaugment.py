@@ -1,10 +1,5 @@
 """SpecAugment-style masking of frontend features (Park et al., 2019), without time warping.
 
-Masked entries take the example's mean feature value. SpecAugment zeroes mean-normalised
-log-mels, i.e. sets them to the mean; zeroing raw log-compressed features (around -10 for a
-log-mel of an L2-normalised crop) instead plants outliers that skew BatchNorm's running
-statistics and, measured on the demo corpus, kept a supervised tiny encoder at chance.
-
 COLA applies it to the positive view only. Masks are drawn per example, so a batch never
 shares one mask; callers inside `shard_map` fold the device index into the key so that
 devices draw different masks too (the first author's code reused one mask everywhere).
@@ -32,14 +27,13 @@ def _band_mask(key, size: int, num_masks: int, max_width: int) -> jax.Array:
 
 def spec_augment(key, features: jax.Array, *, freq_masks: int = 2, freq_mask_width: int = 10,
                  time_masks: int = 2, time_mask_width: int = 10) -> jax.Array:
-    """Mask `freq_masks` channel bands and `time_masks` frame bands in each example.
+    """Zero `freq_masks` channel bands and `time_masks` frame bands in each example.
 
     Args:
       key: PRNG key.
       features: (batch, frames, channels) frontend output.
     Returns:
-      The features with masked entries set to the example's mean feature (no gradient
-      flows through that fill), same shape and dtype.
+      The features with masked entries set to 0, same shape and dtype.
     """
     if features.ndim != 3:
         raise ValueError(f"spec_augment expects (batch, frames, channels), got shape {features.shape}")
@@ -52,5 +46,4 @@ def spec_augment(key, features: jax.Array, *, freq_masks: int = 2, freq_mask_wid
         return time[:, None] | freq[None, :]
 
     masked = jax.vmap(one_example)(jax.random.split(key, batch))
-    fill = jax.lax.stop_gradient(jnp.mean(features, axis=(1, 2), keepdims=True))
-    return jnp.where(masked, fill, features)
+    return jnp.where(masked, jnp.zeros((), features.dtype), features)
