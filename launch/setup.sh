@@ -5,7 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(espeak-ng fluidsynth fluid-soundfont-gm sox
+# shellcheck: the tests lint the pod and cluster launchers with it.
+APT_PACKAGES=(espeak-ng fluidsynth fluid-soundfont-gm sox shellcheck
   asterisk-core-sounds-en-wav asterisk-core-sounds-es-wav asterisk-core-sounds-fr-wav
   asterisk-core-sounds-it-wav asterisk-core-sounds-ru-wav)
 missing=()

@@ -105,6 +105,31 @@ def supervised_recipe() -> ml_collections.ConfigDict:
     return config
 
 
+DEMO_FRONTENDS = ("leaf", "sincnet", "sincnet_plus", "mel")
+
+
+def demo_scale(config: ml_collections.ConfigDict, config_file: str, arg: str | None) -> ml_collections.ConfigDict:
+    """`config` at CPU size (configs/demo.py, demo_supervised.py), for the frontend of the
+    file's `frontend[,init]` argument: 40 filters, 240 steps of 16, the demo corpus's sizes."""
+    options = parse_config_arg(arg, config_file, {"frontend": DEMO_FRONTENDS, "init": FRONTEND_INITS})
+    if options["frontend"] == "mel":
+        config.frontend = {"name": "mel", "preset": "leaf"}
+    else:
+        config.frontend = {"name": options["frontend"], "n_filters": 40, "init": options["init"]}
+    config.data.shuffle_buffer = 1024
+    # A few hundred steps: BatchNorm's running averages must forget their initial values
+    # (0.99**240 = 9% would remain), since probes run the encoder in inference mode.
+    config.encoder.bn_momentum = 0.95
+    # Two CPU cores run the B0 step at roughly 10-20 crops/s: 240 steps of 16 pairs take about
+    # ten minutes (see the README's numbers).
+    config.train.batch_size = 16
+    config.train.total_steps = 240
+    config.train.warmup_epochs = 0.25
+    config.train.log_every_steps = 10
+    config.train.checkpoint_every_steps = 80
+    return config
+
+
 def _check_choice(path: str, value, choices):
     if value not in choices:
         raise ValueError(f"config.{path}={value!r} is not valid; choose one of {list(choices)}")

@@ -155,7 +155,6 @@ def test_every_launch_script_parses():
         assert result.returncode == 0, f"{script.name}: {result.stderr}"
 
 
-@pytest.mark.skipif(shutil.which("shellcheck") is None, reason="shellcheck is not installed")
 def test_pod_and_cluster_launchers_are_shellcheck_clean():
     result = subprocess.run(["shellcheck", str(TPU_POD), str(SLURM)], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout
