@@ -35,6 +35,7 @@ from leaf_ssl import api
 from leaf_ssl.checkpointing import CheckpointError
 from leaf_ssl.data.audio import SAMPLE_RATE, BadAudioError, decode_audio
 from leaf_ssl.probing.tasks import AUDIO_EXTENSIONS
+from leaf_ssl.progress import format_duration
 
 REPORT_NAME = "embed_report.json"
 PROGRESS_EVERY_SECONDS = 5.0
@@ -113,13 +114,8 @@ class Progress:
         elapsed = (now or time.perf_counter()) - self.started
         remaining = elapsed * (self.total_bytes - self.bytes) / max(self.bytes, 1)
         return (f"embed: {self.files}/{self.total_files} files ({self.skipped} skipped), "
-                f"{self.audio_seconds / max(elapsed, 1e-9):.1f} s of audio/s, elapsed {_clock(elapsed)}, "
-                f"ETA {_clock(remaining)}")
-
-
-def _clock(seconds: float) -> str:
-    seconds = int(max(seconds, 0))
-    return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+                f"{self.audio_seconds / max(elapsed, 1e-9):.1f} s of audio/s, elapsed {format_duration(elapsed)}, "
+                f"ETA {format_duration(remaining)}")
 
 
 def embed_files(embedder: api.Embedder, files: list[tuple[Path, Path]], out_dir: Path, *,

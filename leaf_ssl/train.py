@@ -32,6 +32,7 @@ from ml_collections import config_flags
 
 from leaf_ssl import checkpointing, configuration, diagnostics, distributed, experiment, preemption, trainer
 from leaf_ssl.data import pipeline, sharding
+from leaf_ssl.progress import format_duration
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file, e.g. configs/pretrain_leaf.py:random.")
 _WORKDIR = flags.DEFINE_string("workdir", None, "Folder for checkpoints, config.json, logs and TensorBoard events "
@@ -42,11 +43,6 @@ _DISTRIBUTED = flags.DEFINE_enum("distributed", "auto", distributed.MODES,
 _COORDINATOR = flags.DEFINE_string("coordinator", None, "HOST:PORT of process 0's coordinator, e.g. 10.0.0.2:1234.")
 _NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Processes in the run (with --coordinator).")
 _PROCESS_ID = flags.DEFINE_integer("process_id", None, "This process's index in [0, num_processes).")
-
-
-def _format_duration(seconds: float) -> str:
-    seconds = int(max(seconds, 0))
-    return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
 
 
 class _MetricsLog:
@@ -99,7 +95,7 @@ class _MetricsLog:
             logging.info("step %d/%d | loss %.4f | acc %.3f | lr %.3g | grad %.3g | %.2f steps/s | %.0f crops/s"
                          " | skipped %d | ETA %s", step, self.total_steps, record["loss"], record["accuracy"],
                          record["learning_rate"], record["grad_norm"], steps_per_second,
-                         record["crops_per_second"], record["skipped"], _format_duration(eta))
+                         record["crops_per_second"], record["skipped"], format_duration(eta))
             self.jsonl.write(json.dumps(record) + "\n")
             self.jsonl.flush()
             import tensorflow as tf

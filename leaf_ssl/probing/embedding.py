@@ -30,6 +30,7 @@ import numpy as np
 from leaf_ssl.probing.checkpoint import FrozenModel
 from leaf_ssl.probing.segments import cut_segments
 from leaf_ssl.probing.tasks import SPLITS, SkipLog, Task
+from leaf_ssl.progress import format_duration
 
 logger = logging.getLogger(__name__)
 
@@ -169,7 +170,7 @@ class _Progress:
             return
         self.last = now
         rate = clips / (now - self.started)
-        eta = f", ETA {_duration((self.total - clips) / max(rate, 1e-9))}" if self.total else ""
+        eta = f", ETA {format_duration((self.total - clips) / max(rate, 1e-9))}" if self.total else ""
         done = f"{clips}/{self.total}" if self.total else f"{clips}"
         print(f"{self.label}: {done} clips, {segments} segments, {segments / (now - self.started):.1f} segments/s"
               f"{eta}", file=sys.stderr, flush=True)
@@ -177,12 +178,7 @@ class _Progress:
     def finish(self, clips: int, segments: int, skipped: int) -> None:
         if self.enabled:
             print(f"{self.label}: {clips} clips, {segments} segments, {skipped} skipped in "
-                  f"{_duration(time.perf_counter() - self.started)}", file=sys.stderr, flush=True)
-
-
-def _duration(seconds: float) -> str:
-    seconds = int(max(seconds, 0))
-    return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+                  f"{format_duration(time.perf_counter() - self.started)}", file=sys.stderr, flush=True)
 
 
 def _save(path: Path, result: TaskEmbeddings) -> None:
