@@ -13,11 +13,14 @@ What an embedding is, the same in this object, `python -m leaf_ssl.embed` and `l
 * The model is frozen and in inference mode. A window is scaled to unit L2 norm (as every training
   crop is) and its embedding is the pooled encoder output (`encode`; 1280-d for EfficientNet-B0),
   the representation linear probes read, not the COLA projection head.
-* Clip embedding: the mean of the embeddings of the clip's 1 s segments, cut exactly as the probe cuts
-  them (`probing.segments`: consecutive 1 s segments; a leftover tail gets one more segment aligned to
-  the clip's end; a clip shorter than 1 s is one zero-padded segment).
-* Frame embeddings: one 1 s window centred on each timestamp 0, hop, 2 hop, ... up to the clip's
-  duration (default hop 50 ms), the audio zero-padded by 0.5 s at both ends; n = samples // hop + 1.
+* Every window is as long as the model's training crops (`FrozenModel.window_samples`, 0.96 s by
+  default): the encoder's padded convolutions and global pooling were trained at that length only.
+* Clip embedding: the mean of the embeddings of the clip's segments, cut exactly as the probe cuts
+  them (`probing.segments`: consecutive windows; a leftover tail gets one more segment aligned to
+  the clip's end; a clip shorter than a window is one zero-padded segment).
+* Frame embeddings: one window centred on each timestamp 0, hop, 2 hop, ... up to the clip's
+  duration (default hop 50 ms), the audio zero-padded by half a window at both ends;
+  n = samples // hop + 1.
 
 Windows from any number of clips are embedded together in fixed-size batches by one jitted function
 on the default JAX device (`probing.embedding.make_embed_fn`): BatchNorm reads its running statistics,
@@ -41,9 +44,6 @@ from leaf_ssl.probing.checkpoint import FrozenModel, load_frozen_model
 from leaf_ssl.probing.embedding import make_embed_fn
 from leaf_ssl.probing.segments import segment_starts
 
-SEGMENT_SECONDS = 1.0
-"""Length of a clip segment and of a frame window, as the probe's segments."""
-SEGMENT_SAMPLES = int(round(SEGMENT_SECONDS * SAMPLE_RATE))
 FRAME_HOP_SECONDS = 0.05
 """Default hop between frame embeddings (HEAR 2021 asks for 50 ms or less)."""
 DEFAULT_BATCH_SIZE = 64
@@ -68,16 +68,16 @@ class Windows:
         return all_windows[self.starts[begin:end]]
 
 
-def segment_windows(waveform: np.ndarray, length: int = SEGMENT_SAMPLES) -> Windows:
-    """The probe's segments of a 16 kHz mono waveform (`probing.segments.segment_starts`)."""
+def segment_windows(waveform: np.ndarray, length: int) -> Windows:
+    """The probe's segments of `length` samples of a 16 kHz mono waveform (`probing.segments.segment_starts`)."""
     waveform = np.asarray(waveform, np.float32)
     padded = np.pad(waveform, (0, max(0, length - waveform.size)))
     return Windows(padded, np.asarray(segment_starts(waveform.size, length)), length)
 
 
-def frame_windows(waveform: np.ndarray, hop_seconds: float = FRAME_HOP_SECONDS,
-                  length: int = SEGMENT_SAMPLES) -> tuple[Windows, np.ndarray]:
-    """Windows centred on 0, hop, 2 hop, ... <= duration, and those timestamps in seconds.
+def frame_windows(waveform: np.ndarray, length: int,
+                  hop_seconds: float = FRAME_HOP_SECONDS) -> tuple[Windows, np.ndarray]:
+    """Windows of `length` samples centred on 0, hop, 2 hop, ... <= duration, and those timestamps in seconds.
 
     Window k covers samples [k*hop - length/2, k*hop + length/2) of the waveform, zeros outside it.
     """
@@ -198,13 +198,18 @@ class Embedder:
         """The resolved checkpoint step folder, or the `random:` spec."""
         return self.frozen.source
 
+    @property
+    def window_samples(self) -> int:
+        """Samples per embedded window: the model's training crop length."""
+        return self.frozen.window_samples
+
     @functools.cached_property
     def embedding_dim(self) -> int:
         """Width of every embedding (the encoder's pooled output), found by shape inference only."""
         def encode(waveforms):
             return self.frozen.model.apply(self.frozen.variables, waveforms, train=False,
                                            method="encode")
-        return int(jax.eval_shape(encode, jax.ShapeDtypeStruct((1, SEGMENT_SAMPLES), jnp.float32)).shape[-1])
+        return int(jax.eval_shape(encode, jax.ShapeDtypeStruct((1, self.window_samples), jnp.float32)).shape[-1])
 
     def embed(self, waveform, sample_rate: int) -> np.ndarray:
         """Clip embedding (dim,) float32 of a waveform (samples,) or (samples, channels) at `sample_rate`."""
@@ -222,7 +227,7 @@ class Embedder:
 
     def clip_embeddings(self, waveforms: list[np.ndarray]) -> np.ndarray:
         """(len(waveforms), dim) clip embeddings of 16 kHz mono float32 waveforms, batched together."""
-        jobs = [(index, segment_windows(waveform)) for index, waveform in enumerate(waveforms)]
+        jobs = [(index, segment_windows(waveform, self.window_samples)) for index, waveform in enumerate(waveforms)]
         embeddings = np.zeros((len(waveforms), self.embedding_dim), np.float32)
         for index, segments in self.stream(jobs, self._batch_size_for(jobs)):
             embeddings[index] = segments.mean(axis=0)
@@ -231,7 +236,7 @@ class Embedder:
     def frame_embeddings(self, waveforms: list[np.ndarray],
                          hop_seconds: float = FRAME_HOP_SECONDS) -> list[tuple[np.ndarray, np.ndarray]]:
         """Per 16 kHz mono waveform: frame embeddings (n, dim) and timestamps (n,) in seconds."""
-        framed = [frame_windows(waveform, hop_seconds) for waveform in waveforms]
+        framed = [frame_windows(waveform, self.window_samples, hop_seconds) for waveform in waveforms]
         jobs = [(index, windows) for index, (windows, _) in enumerate(framed)]
         return [(frames, framed[index][1]) for index, frames in self.stream(jobs, self._batch_size_for(jobs))]
 

@@ -7,10 +7,11 @@ mp3 and oga); any sample rate and channel count is downmixed and resampled to 16
 under `--out`, at the file's path relative to the inputs' common folder, with its extension kept (so
 `a/x.wav` and `b/x.wav`, or `x.wav` and `x.flac`, never collide):
 
-* `<path>.npy`: the clip embedding, (dim,) float32: the mean of the embeddings of its 1 s segments,
-  cut as the linear probe cuts them (`leaf_ssl.api`).
-* with `--frames`: `<path>.frames.npy`, (n, dim) float32, one embedding per 1 s window centred on each
-  timestamp 0, hop, 2 hop, ... <= duration (audio zero-padded by 0.5 s at both ends), and
+* `<path>.npy`: the clip embedding, (dim,) float32: the mean of the embeddings of its segments, as
+  long as the model's training crops (0.96 s by default), cut as the linear probe cuts them
+  (`leaf_ssl.api`).
+* with `--frames`: `<path>.frames.npy`, (n, dim) float32, one embedding per such window centred on
+  each timestamp 0, hop, 2 hop, ... <= duration (audio zero-padded by half a window at both ends), and
   `<path>.timestamps.npy`, (n,) float64, those window centres in seconds; hop `--hop_ms` (50 ms).
 
 A file that cannot be decoded, is empty or holds NaN/Inf is skipped and counted; the run goes on.
@@ -139,9 +140,9 @@ def embed_files(embedder: api.Embedder, files: list[tuple[Path, Path]], out_dir:
             else:
                 embedded[index] = {"path": str(path), "output": str(output_paths(Path(), relative)["clip"]),
                                    "seconds": round(waveform.size / SAMPLE_RATE, 3)}
-                yield (index, "clip"), api.segment_windows(waveform)
+                yield (index, "clip"), api.segment_windows(waveform, embedder.window_samples)
                 if frames:
-                    windows, timestamps[index] = api.frame_windows(waveform, hop_seconds)
+                    windows, timestamps[index] = api.frame_windows(waveform, embedder.window_samples, hop_seconds)
                     yield (index, "frames"), windows
                 continue
             skipped.append({"path": str(path), "reason": reason})
@@ -160,11 +161,12 @@ def embed_files(embedder: api.Embedder, files: list[tuple[Path, Path]], out_dir:
             meter.advance(sizes[index], embedded[index]["seconds"])
     if progress:
         print(meter.line(), file=sys.stderr, flush=True)
+    window_seconds = embedder.window_samples / SAMPLE_RATE
     return {
         "checkpoint": embedder.source, "step": embedder.step, "frontend": embedder.config.frontend.name,
         "encoder": embedder.config.encoder.name, "embedding_dim": embedder.embedding_dim,
-        "clip_embedding": f"mean of the embeddings of {api.SEGMENT_SECONDS:g} s segments (the probe's)",
-        "frames": ({"window_seconds": api.SEGMENT_SECONDS, "hop_seconds": api.hop_samples(hop_seconds) / SAMPLE_RATE,
+        "clip_embedding": f"mean of the embeddings of {window_seconds:g} s segments (the probe's)",
+        "frames": ({"window_seconds": window_seconds, "hop_seconds": api.hop_samples(hop_seconds) / SAMPLE_RATE,
                     "timestamps": "window centres in seconds, from 0"} if frames else None),
         "counts": {"files": len(files), "embedded": len(embedded), "skipped": len(skipped)},
         "embedded": list(embedded.values()),

@@ -9,10 +9,11 @@
 anything `np.asarray` takes, or a torch tensor, in which case torch tensors come back (torch is never
 imported by this module). Embeddings are float32 and are those of `leaf_ssl.api`:
 
-* scene embedding: the mean of the embeddings of the sound's 1 s segments (as the linear probe);
-* timestamp embeddings: one 1 s window centred on each timestamp 0, 50, 100, ... ms up to the sound's
-  duration (hop `TIMESTAMP_HOP_MS`, HEAR asks for 50 ms or less; the sound is zero-padded by 0.5 s at
-  both ends), so n_timestamps = n_samples // 800 + 1; timestamps are the window centres in milliseconds.
+* scene embedding: the mean of the embeddings of the sound's segments, each as long as the model's
+  training crops (0.96 s by default), as the linear probe cuts them;
+* timestamp embeddings: one such window centred on each timestamp 0, 50, 100, ... ms up to the sound's
+  duration (hop `TIMESTAMP_HOP_MS`, HEAR asks for 50 ms or less; the sound is zero-padded by half a
+  window at both ends), so n_timestamps = n_samples // 800 + 1; timestamps are the window centres in milliseconds.
 
 Every window's embedding is the frozen encoder's pooled output (inference-mode BatchNorm), so a
 sound's embedding does not depend on the other sounds in the batch.

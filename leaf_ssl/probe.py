@@ -7,7 +7,8 @@
 
 1. Restores the checkpoint's params and batch statistics and rebuilds its model from the saved
    config (`leaf_ssl.probing.checkpoint`); `random:<config>` is the same architecture untrained.
-2. Embeds every clip once, frozen and in inference mode, as 1 s segments (`probing.segments`,
+2. Embeds every clip once, frozen and in inference mode, as segments of the model's training crop
+   length (`FrozenModel.window_samples`; `--segment_seconds` overrides) (`probing.segments`,
    `probing.embedding`); embeddings are cached in `<workdir>/embeddings/`.
 3. Per seed, trains a linear head on the train segments and scores the test clips by the mean
    of their segments' logits (`probing.linear`): accuracy, or mAP for multi-label tasks.
@@ -64,11 +65,12 @@ def describe_model(frozen: checkpoint.FrozenModel) -> dict:
 
 
 def run_probe(frozen: checkpoint.FrozenModel, task: tasks.Task, workdir: str | Path, *, seeds: int = 3,
-              recipe: linear.ProbeRecipe = linear.ProbeRecipe(), segment_seconds: float = 1.0,
+              recipe: linear.ProbeRecipe = linear.ProbeRecipe(), segment_seconds: float | None = None,
               embed_batch: int = 64, progress: bool = True) -> dict:
     """Embeds, trains `seeds` linear heads, scores them; writes `<workdir>/<task>.{json,md}`; returns the result."""
     workdir = Path(workdir)
-    segment_samples = int(round(segment_seconds * SAMPLE_RATE))
+    segment_samples = frozen.window_samples if segment_seconds is None else int(round(segment_seconds * SAMPLE_RATE))
+    segment_seconds = segment_samples / SAMPLE_RATE
     embedded = embedding.embed_task(frozen, task, workdir / "embeddings", segment_samples=segment_samples,
                                     batch_size=embed_batch, progress=progress)
     train, test = embedded.splits["train"], embedded.splits["test"]
@@ -150,7 +152,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--batch", type=int, default=linear.ProbeRecipe.batch_size, help="segments per head step")
     parser.add_argument("--learning_rate", type=float, default=linear.ProbeRecipe.learning_rate)
     parser.add_argument("--embed_batch", type=int, default=64, help="segments per embedding call")
-    parser.add_argument("--segment_seconds", type=float, default=1.0)
+    parser.add_argument("--segment_seconds", type=float,
+                        help="segment length (default: the checkpoint's training crop, config.data.crop_seconds)")
     return parser.parse_args(argv)
 
 

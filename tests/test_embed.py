@@ -52,7 +52,7 @@ def cli_run(checkpoint_dir, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def reference(checkpoint_dir):
-    """The model applied to one 1 s window at a time, and audio read and resampled here with scipy."""
+    """The model applied to one window at a time, and audio read and resampled here with scipy."""
     frozen = load_frozen_model(str(checkpoint_dir))
     encode = jax.jit(lambda window: frozen.model.apply(frozen.variables, window[None], train=False,
                                                        method="encode")[0])
@@ -67,10 +67,15 @@ def reference(checkpoint_dir):
     return read_16k, lambda window: np.asarray(encode(unit(window).astype(np.float32)))
 
 
-def expected_segment_starts(samples: int) -> list[int]:
-    """Whole seconds, then one more second ending at the clip's end if a tail is left."""
-    starts = [second * 16000 for second in range(max(1, samples // 16000))]
-    return starts + [samples - 16000] if samples > 16000 and samples % 16000 else starts
+def expected_segment_starts(samples: int, window: int) -> list[int]:
+    """Whole windows, then one more window ending at the clip's end if a tail is left."""
+    starts = [index * window for index in range(max(1, samples // window))]
+    return starts + [samples - window] if samples > window and samples % window else starts
+
+
+def window_samples(checkpoint_dir) -> int:
+    """The checkpoint's training crop (tiny config: 0.32 s), the length of every embedded window."""
+    return round(load_frozen_model(str(checkpoint_dir)).config.data.crop_seconds * 16000)
 
 
 def test_outputs_mirror_input_paths_and_bad_files_are_counted(cli_run):
@@ -84,33 +89,38 @@ def test_outputs_mirror_input_paths_and_bad_files_are_counted(cli_run):
     assert reasons[str(inputs / "empty.wav")] == "empty"
     assert reasons[str(inputs / "b" / "corrupt.wav")].startswith("unreadable")
     by_output = {entry["output"]: entry for entry in report["embedded"]}
+    # 2.5 s = 40,000 samples: 7 windows of 5,120 and one more ending at the clip's end
     assert by_output["a/x.wav.npy"] | {"path": None} == {"path": None, "output": "a/x.wav.npy", "seconds": 2.5,
-                                                          "segments": 3, "frames": 11}
+                                                          "segments": 8, "frames": 11}
     assert report["step"] == 5 and report["frames"]["hop_seconds"] == 0.25
+    assert report["frames"]["window_seconds"] == pytest.approx(0.32)
 
 
 @pytest.mark.parametrize("name", ["a/x.wav", "b/x.wav", "b/short.flac"])
-def test_clip_embedding_is_the_mean_over_segments_of_the_resampled_audio(cli_run, reference, name):
+def test_clip_embedding_is_the_mean_over_segments_of_the_resampled_audio(cli_run, reference, checkpoint_dir, name):
     inputs, out, report = cli_run
     read_16k, encode = reference
+    window = window_samples(checkpoint_dir)
     waveform = read_16k(inputs / name)
-    padded = np.pad(waveform, (0, max(0, 16000 - waveform.size)))
-    expected = np.mean([encode(padded[start:start + 16000]) for start in expected_segment_starts(waveform.size)], 0)
+    padded = np.pad(waveform, (0, max(0, window - waveform.size)))
+    expected = np.mean([encode(padded[start:start + window])
+                        for start in expected_segment_starts(waveform.size, window)], 0)
     clip = np.load(out / f"{name}.npy")
     assert clip.shape == (report["embedding_dim"],) and clip.dtype == np.float32
     np.testing.assert_allclose(clip, expected, rtol=1e-4, atol=1e-5)
 
 
-def test_frame_embeddings_are_windows_centred_on_their_timestamps(cli_run, reference):
+def test_frame_embeddings_are_windows_centred_on_their_timestamps(cli_run, reference, checkpoint_dir):
     inputs, out, _ = cli_run
     read_16k, encode = reference
+    half = window_samples(checkpoint_dir) // 2
     waveform = read_16k(inputs / "a" / "x.wav")  # 40,000 samples at 16 kHz: frames at 0, 0.25, ..., 2.5 s
     frames, timestamps = np.load(out / "a/x.wav.frames.npy"), np.load(out / "a/x.wav.timestamps.npy")
     assert frames.shape == (11, 320) and frames.dtype == np.float32
     np.testing.assert_allclose(timestamps, np.arange(11) * 0.25)
     for k in (0, 4, 10):
         centre = k * 4000
-        window = np.array([waveform[i] if 0 <= i < waveform.size else 0.0 for i in range(centre - 8000, centre + 8000)])
+        window = np.array([waveform[i] if 0 <= i < waveform.size else 0.0 for i in range(centre - half, centre + half)])
         np.testing.assert_allclose(frames[k], encode(window), rtol=1e-4, atol=1e-5)
 
 
@@ -118,6 +128,7 @@ def test_load_embed_equals_the_cli_output(cli_run, checkpoint_dir):
     inputs, out, _ = cli_run
     model = leaf_ssl.load(str(checkpoint_dir))
     assert model.step == 5 and model.config.frontend.name == "leaf" and model.embedding_dim == 320
+    assert model.window_samples == window_samples(checkpoint_dir) == 5120
     stereo, rate = soundfile.read(inputs / "b" / "x.wav", dtype="float32")
     np.testing.assert_allclose(model.embed(stereo, rate), np.load(out / "b/x.wav.npy"), rtol=1e-5, atol=1e-6)
     frames, seconds = model.frames(stereo, rate, hop_seconds=HOP_MS / 1000)
@@ -144,12 +155,12 @@ def test_batching_keeps_each_jobs_rows_in_order():
 
 def test_window_geometry():
     waveform = np.arange(1, 40001, dtype=np.float32)  # sample i holds i + 1
-    segments = api.segment_windows(waveform)
+    segments = api.segment_windows(waveform, 16000)
     assert list(segments.starts) == [0, 16000, 24000]
     np.testing.assert_array_equal(segments.rows(2, 3)[0], waveform[24000:])
-    short = api.segment_windows(waveform[:100])
+    short = api.segment_windows(waveform[:100], 16000)
     np.testing.assert_array_equal(short.rows(0, 1)[0], np.r_[waveform[:100], np.zeros(15900)])
-    frames, seconds = api.frame_windows(waveform, hop_seconds=0.25)
+    frames, seconds = api.frame_windows(waveform, 16000, hop_seconds=0.25)
     np.testing.assert_allclose(seconds, np.arange(11) * 0.25)
     rows = frames.rows(0, 11)
     assert rows.shape == (11, 16000)

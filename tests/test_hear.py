@@ -11,7 +11,8 @@ import pytest
 from leaf_ssl import hear
 from tests.test_analyze import TINY
 
-N_SAMPLES = 24000  # 1.5 s: segments [0, 1 s) and [0.5 s, 1.5 s); timestamps 0, 50, ..., 1500 ms
+N_SAMPLES = 24000  # 1.5 s; timestamps 0, 50, ..., 1500 ms
+WINDOW = 5120  # the tiny config's 0.32 s training crop: the length of every embedded window
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +28,7 @@ def audio():
 
 @pytest.fixture(scope="module")
 def encode(model):
-    """The frozen model on one 1 s window at a time."""
+    """The frozen model on one window at a time."""
     frozen = model.embedder.frozen
     one = jax.jit(lambda window: frozen.model.apply(frozen.variables, window[None], train=False,
                                                     method="encode")[0])
@@ -42,10 +43,13 @@ def test_model_attributes(model):
 
 
 def test_scene_embeddings(model, audio, encode):
+    assert model.embedder.window_samples == WINDOW
     scene = hear.get_scene_embeddings(audio, model)
     assert isinstance(scene, np.ndarray) and scene.shape == (3, 320) and scene.dtype == np.float32
+    # 24,000 samples: four whole windows from 0, then one more ending at the sound's end
+    starts = [0, WINDOW, 2 * WINDOW, 3 * WINDOW, N_SAMPLES - WINDOW]
     for sound in range(3):
-        expected = (encode(audio[sound, :16000]) + encode(audio[sound, 8000:])) / 2
+        expected = np.mean([encode(audio[sound, start:start + WINDOW]) for start in starts], axis=0)
         np.testing.assert_allclose(scene[sound], expected, rtol=1e-4, atol=1e-5)
     assert not np.allclose(scene[0], scene[2])
     # a sound's embedding does not depend on the batch it came in
@@ -57,9 +61,9 @@ def test_timestamp_embeddings(model, audio, encode):
     assert embeddings.shape == (3, 31, 320) and embeddings.dtype == np.float32
     assert timestamps.shape == (3, 31) and timestamps.dtype == np.float32
     np.testing.assert_allclose(timestamps, np.tile(np.arange(31) * 50.0, (3, 1)))
-    padded = np.pad(audio[2], 8000)  # window centred on t ms covers [t - 500 ms, t + 500 ms)
+    padded = np.pad(audio[2], WINDOW // 2)  # window centred on t ms covers [t - 160 ms, t + 160 ms)
     for k in (0, 17, 30):
-        np.testing.assert_allclose(embeddings[2, k], encode(padded[k * 800:k * 800 + 16000]), rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(embeddings[2, k], encode(padded[k * 800:k * 800 + WINDOW]), rtol=1e-4, atol=1e-5)
 
 
 def test_jax_input_gives_the_same_numpy_output(model, audio):

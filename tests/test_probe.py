@@ -61,9 +61,10 @@ def test_probe_cli_on_a_trained_checkpoint_writes_results_and_caches(trained_run
     assert result["metric"] == "accuracy" and len(result["per_seed"]) == 2
     assert result["mean"] == pytest.approx(np.mean(result["per_seed"]))
     assert result["mean"] > 1 / 3, "better than chance on three tone classes"
-    # 24 train and 12 test clips of 0.5-2.3 s: at least one segment each, at most three
+    # 24 train and 12 test clips of 0.5-2.3 s, cut into the run's 0.32 s training crops: 2 to 8 segments each
+    assert result["recipe"]["segment_seconds"] == pytest.approx(0.32)
     assert result["counts"]["train"]["clips"] == 24 and result["counts"]["test"]["clips"] == 12
-    assert 24 < result["counts"]["train"]["segments"] <= 72
+    assert 2 * 24 <= result["counts"]["train"]["segments"] <= 8 * 24
     assert "accuracy" in (tmp_path / "tones.md").read_text() and "accuracy" in capsys.readouterr().out
     assert not result["embedding"]["from_cache"]
     probe.main(argv)  # same checkpoint, same task: embeddings come from the cache, scores repeat exactly

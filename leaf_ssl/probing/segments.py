@@ -1,4 +1,4 @@
-"""Cutting clips into the fixed-length segments a probe embeds (1 s at 16 kHz by default).
+"""Cutting clips into the fixed-length segments a probe embeds (the model's training crop length).
 
 Rule, for a clip of `n` samples and segments of `length` samples:
 
