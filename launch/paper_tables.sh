@@ -10,10 +10,12 @@
 #                                       # TFDS tasks in $TFDS_DATA_DIR
 #
 # Output under runs/tables_<preset>/ (or $OUT): <variant>_ssl/ and <variant>_supervised/ (checkpoints,
-# probes/<task>.json|md), floors in <variant>_untrained/probes/, and table.{md,csv}.
+# probes/<task>.json|md), floors in <variant>_untrained/probes/ (initial BatchNorm statistics) and
+# <variant>_untrained_bn/probes/ (statistics re-estimated from BN_BATCHES batches of the pretraining
+# data), and table.{md,csv}.
 # Re-running skips probes whose result exists; training resumes from its newest checkpoint (a
 # finished run does no more steps). Variants: mel, sincnet (mel/random init), leaf (mel/random).
-# Environment: PYTHON (default .venv/bin/python), OUT, DEMO_CORPUS (default demo_corpus), SEEDS,
+# Environment: PYTHON (default .venv/bin/python), OUT, DEMO_CORPUS (default demo_corpus), SEEDS, BN_BATCHES,
 # VARIANTS (space-separated, in the order to run; default: all five).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,6 +23,7 @@ PRESET="${1:-demo}"
 PYTHON="${PYTHON:-.venv/bin/python}"
 OUT="${OUT:-runs/tables_${PRESET}}"
 SEEDS="${SEEDS:-3}"
+BN_BATCHES="${BN_BATCHES:-50}"
 read -r -a VARIANTS <<< "${VARIANTS:-mel sincnet,mel sincnet,random leaf,mel leaf,random}"
 TRAIN_FLAGS=()
 case "$PRESET" in
@@ -64,11 +67,11 @@ case "$PRESET" in
   *) echo "usage: $0 demo|gpu|paper" >&2; exit 2 ;;
 esac
 
-probe_all() {  # probe_all CKPT RESULTS_DIR
+probe_all() {  # probe_all CKPT RESULTS_DIR [more probe flags]
   for task in "${TASKS[@]}"; do
     if [[ -f "$2/$task.json" ]]; then echo "== $task on $1: done already"; continue; fi
     echo "== $task on $1"
-    "$PYTHON" -m leaf_ssl.probe --ckpt "$1" --task "$task" "${TASK_FLAGS[@]}" --workdir "$2" --seeds "$SEEDS"
+    "$PYTHON" -m leaf_ssl.probe --ckpt "$1" --task "$task" "${TASK_FLAGS[@]}" --workdir "$2" --seeds "$SEEDS" "${@:3}"
   done
 }
 
@@ -78,8 +81,10 @@ for variant in "${VARIANTS[@]}"; do
   echo "== $name: self-supervised ($(ssl_config "$variant"))"
   "$PYTHON" -m leaf_ssl.train --config "$(ssl_config "$variant")" --workdir "$OUT/${name}_ssl" "${TRAIN_FLAGS[@]}"
   probe_all "$OUT/${name}_ssl" "$OUT/${name}_ssl/probes"
-  # The floor: the untrained model, exactly as the self-supervised run started.
+  # The floor: the untrained model, exactly as the self-supervised run started; and the same
+  # weights with BatchNorm statistics of the training data (their initial ones are identities).
   probe_all "random:$OUT/${name}_ssl" "$OUT/${name}_untrained/probes"
+  probe_all "random:$OUT/${name}_ssl" "$OUT/${name}_untrained_bn/probes" --bn_batches "$BN_BATCHES"
   echo "== $name: supervised ($(supervised_config "$variant"))"
   "$PYTHON" -m leaf_ssl.train --config "$(supervised_config "$variant")" --workdir "$OUT/${name}_supervised" \
     "${SUPERVISED_FLAGS[@]}"

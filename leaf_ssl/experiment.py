@@ -14,6 +14,7 @@ import ml_collections
 import optax
 
 from leaf_ssl import cola, optim, supervised
+from leaf_ssl.data import pipeline
 from leaf_ssl.encoders import make_encoder
 from leaf_ssl.frontends import make_frontend
 from leaf_ssl.trainer import DATA_AXIS
@@ -136,3 +137,17 @@ def frozen_param_prefixes(model: nn.Module) -> tuple[tuple[str, ...], ...]:
     """Param-tree path prefixes that get no optimizer update (the frontend's frozen parts)."""
     frozen_parts = getattr(model.frontend, "frozen_parts", lambda: ())()
     return tuple(("frontend", part) for part in frozen_parts)
+
+
+def input_batches(config: ml_collections.ConfigDict, *, per_process_batch: int, crop_samples: int,
+                  start_batch: int):
+    """This process's stream of batches from batch `start_batch` on: (anchor, positive) pairs,
+    or labelled crops for a supervised config."""
+    if is_supervised(config):
+        return pipeline.labelled_dataset(
+            config.data.train_shards, per_process_batch=per_process_batch, crop_samples=crop_samples,
+            seed=config.seed, num_classes=config.supervised.num_classes,
+            shuffle_buffer=config.data.shuffle_buffer, start_batch=start_batch)
+    return pipeline.pretraining_dataset(
+        config.data.train_shards, per_process_batch=per_process_batch, crop_samples=crop_samples, seed=config.seed,
+        noise_std=config.data.noise_std, shuffle_buffer=config.data.shuffle_buffer, start_batch=start_batch)

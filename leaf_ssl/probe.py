@@ -31,9 +31,12 @@ import numpy as np
 
 from leaf_ssl.checkpointing import CheckpointError
 from leaf_ssl.data.audio import SAMPLE_RATE
-from leaf_ssl.probing import checkpoint, embedding, linear, tasks
+from leaf_ssl.probing import batch_norm, checkpoint, embedding, linear, tasks
 
 logger = logging.getLogger(__name__)
+
+REESTIMATED_SUFFIX = ", BN re-estimated"
+"""Appended to a table row's training when its BatchNorm statistics were re-estimated (--bn_batches)."""
 
 def default_workdir(ckpt: str) -> Path:
     if ckpt.startswith(checkpoint.RANDOM_PREFIX):
@@ -54,6 +57,8 @@ def describe_model(frozen: checkpoint.FrozenModel) -> dict:
         training = "supervised"
     else:
         training = "self-supervised"
+    if frozen.batch_norm != checkpoint.BATCH_NORM_AS_SAVED:
+        training += REESTIMATED_SUFFIX
     return {
         "frontend": frontend,
         "init": "-" if frontend == "mel" else config.frontend.get("init", "mel"),
@@ -61,6 +66,7 @@ def describe_model(frozen: checkpoint.FrozenModel) -> dict:
         "encoder": config.encoder.name,
         "checkpoint": frozen.source,
         "step": frozen.step,
+        "batch_norm": frozen.batch_norm,
     }
 
 
@@ -119,6 +125,7 @@ def format_markdown(result: dict) -> str:
         "",
         f"- model: {model['frontend']} (init {model['init']}), {model['training']}, {model['encoder']}, "
         f"step {model['step']}: `{model['checkpoint']}`",
+        f"- BatchNorm statistics: {model.get('batch_norm', checkpoint.BATCH_NORM_AS_SAVED)}",
         f"- task: `{result['task']['spec']}`, {result['task']['num_classes']} classes"
         + (", multi-label" if result["task"]["multi_label"] else ""),
         f"- **{result['metric']}: {100 * result['mean']:.2f} ± {100 * result['std']:.2f}** "
@@ -154,6 +161,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--embed_batch", type=int, default=64, help="segments per embedding call")
     parser.add_argument("--segment_seconds", type=float,
                         help="segment length (default: the checkpoint's training crop, config.data.crop_seconds)")
+    parser.add_argument("--bn_batches", type=int, default=0,
+                        help="re-estimate BatchNorm statistics from this many batches of the model's training data "
+                             "before embedding (probing.batch_norm); 0 keeps the checkpoint's (default)")
+    parser.add_argument("--bn_batch", type=int, default=64, help="crops per re-estimation batch")
+    parser.add_argument("--bn_data", help="shards to re-estimate from (default: the config's data.train_shards)")
     return parser.parse_args(argv)
 
 
@@ -166,6 +178,12 @@ def main(argv: list[str] | None = None) -> None:
         frozen = checkpoint.load_frozen_model(args.ckpt)
     except (tasks.TaskError, CheckpointError) as error:
         sys.exit(f"error: {error}")
+    if args.bn_batches:
+        try:
+            frozen = batch_norm.reestimate(frozen, num_batches=args.bn_batches, batch_size=args.bn_batch,
+                                           train_shards=args.bn_data)
+        except (OSError, ValueError) as error:
+            sys.exit(f"error: cannot re-estimate BatchNorm statistics (--bn_batches): {error}")
     workdir = Path(args.workdir) if args.workdir else default_workdir(args.ckpt)
     recipe = linear.ProbeRecipe(epochs=args.epochs, batch_size=args.batch, learning_rate=args.learning_rate)
     logger.info("probing %s (step %d) on %s; results in %s", frozen.source, frozen.step, task.spec, workdir)

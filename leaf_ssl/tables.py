@@ -48,6 +48,13 @@ def _order(value: str, order: tuple[str, ...]) -> tuple[int, str]:
     return (order.index(value) if value in order else len(order), value)
 
 
+def _training_order(training: str) -> tuple:
+    """A row's place by training; a re-estimated BatchNorm variant ('untrained, BN re-estimated')
+    right after its plain row."""
+    base, _, variant = training.partition(", ")
+    return (*_order(base, TRAINING_ORDER), variant)
+
+
 def assemble(results: list[dict]) -> tuple[list[str], list[dict]]:
     """(task names, rows); each row: frontend, init, training, {task: result}, average or None."""
     cells: dict[tuple, dict] = {}
@@ -61,7 +68,7 @@ def assemble(results: list[dict]) -> tuple[list[str], list[dict]]:
     task_names = sorted({task for row in cells.values() for task in row})
     rows = []
     for row in sorted(cells, key=lambda r: (_order(r[0], FRONTEND_ORDER), _order(r[1], INIT_ORDER),
-                                             _order(r[2], TRAINING_ORDER))):
+                                             _training_order(r[2]))):
         by_task = cells[row]
         average = (sum(by_task[task]["mean"] for task in task_names) / len(task_names)
                    if all(task in by_task for task in task_names) else None)

@@ -120,20 +120,6 @@ def _count_clips(train_shards: str) -> int:
     return int(np.sum(multihost_utils.process_allgather(np.asarray(local))))
 
 
-def input_batches(config: ml_collections.ConfigDict, *, per_process_batch: int, crop_samples: int,
-                  start_batch: int):
-    """This process's stream of batches from batch `start_batch` on: (anchor, positive) pairs,
-    or labelled crops for a supervised config."""
-    if experiment.is_supervised(config):
-        return pipeline.labelled_dataset(
-            config.data.train_shards, per_process_batch=per_process_batch, crop_samples=crop_samples,
-            seed=config.seed, num_classes=config.supervised.num_classes,
-            shuffle_buffer=config.data.shuffle_buffer, start_batch=start_batch)
-    return pipeline.pretraining_dataset(
-        config.data.train_shards, per_process_batch=per_process_batch, crop_samples=crop_samples, seed=config.seed,
-        noise_std=config.data.noise_std, shuffle_buffer=config.data.shuffle_buffer, start_batch=start_batch)
-
-
 def _abstract_state(state_fn, mesh):
     """ShapeDtypeStructs of the train state, replicated on the mesh: orbax's restore target."""
     shapes = jax.eval_shape(state_fn)
@@ -185,7 +171,7 @@ def _train(config: ml_collections.ConfigDict, workdir: str | os.PathLike,
         checkpointing.write_config_json(workdir, config.to_dict())
 
     start_step = int(state.step)
-    batches = input_batches(config, per_process_batch=per_process_batch, crop_samples=crop, start_batch=start_step)
+    batches = experiment.input_batches(config, per_process_batch=per_process_batch, crop_samples=crop, start_batch=start_step)
     train_step = trainer.make_train_step(model, optimizer, schedule, mesh, experiment.train_objective(config))
     crops_per_example = 1 if experiment.is_supervised(config) else 2
     log = _MetricsLog(workdir, total_steps, crops_per_step=crops_per_example * config.train.batch_size)

@@ -36,6 +36,7 @@ from leaf_ssl import checkpointing, cola, experiment, trainer
 logger = logging.getLogger(__name__)
 
 RANDOM_PREFIX = "random:"
+BATCH_NORM_AS_SAVED = "as saved"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,6 +49,9 @@ class FrozenModel:
       config: the config the model was built from.
       source: what was loaded: the resolved step folder, or the `random:` spec.
       step: the checkpoint's step (0 for the untrained floor).
+      batch_norm: where the BatchNorm statistics come from: 'as saved' (the checkpoint's, or
+        the initial ones of `random:`), or a description of their re-estimation
+        (`probing.batch_norm`).
     """
 
     model: cola.ColaModel
@@ -55,6 +59,7 @@ class FrozenModel:
     config: ml_collections.ConfigDict
     source: str
     step: int
+    batch_norm: str = BATCH_NORM_AS_SAVED
 
     @property
     def trained(self) -> bool:

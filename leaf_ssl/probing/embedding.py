@@ -69,6 +69,7 @@ def cache_key(frozen: FrozenModel, task: Task, segment_samples: int) -> str:
         "format": CACHE_FORMAT,
         "checkpoint": frozen.source,
         "step": frozen.step,
+        "batch_norm": frozen.batch_norm,
         "config": frozen.config.to_dict(),
         "task": task.spec,
         "task_fingerprint": task.fingerprint(),
