@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The README's main command: set up, build the demo corpus, pretrain LEAF + EfficientNet-B0 with
 # COLA on it, then probe the run and its untrained floor on the three demo tasks and print the
-# table (CPU, about 25 minutes on 2 cores). Re-running resumes / skips finished work.
+# table (CPU, about 30 minutes on 2 cores). Re-running resumes / skips finished work.
 #   bash launch/demo.sh [WORKDIR]        (default runs/demo_leaf)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,13 +12,15 @@ bash launch/setup.sh
 .venv/bin/python -m leaf_ssl.data.demo --out demo_corpus
 .venv/bin/python -m leaf_ssl.train --config configs/demo.py --workdir "$WORKDIR" \
   --config.data.train_shards=demo_corpus/pretrain
+probe() {  # probe CKPT RESULTS_DIR TASK [more probe flags]: skipped when its result exists
+  [[ -f "$2/$3.json" ]] && return
+  .venv/bin/python -m leaf_ssl.probe --ckpt "$1" --workdir "$2" --task "$3" --data_dir demo_corpus "${@:4}"
+}
 for task in "${TASKS[@]}"; do
-  for ckpt in "$WORKDIR" "random:$WORKDIR"; do
-    results="$WORKDIR/probes"
-    [[ "$ckpt" == random:* ]] && results="$WORKDIR/probes_untrained"
-    [[ -f "$results/$task.json" ]] && continue
-    .venv/bin/python -m leaf_ssl.probe --ckpt "$ckpt" --task "$task" --data_dir demo_corpus --workdir "$results"
-  done
+  probe "$WORKDIR" "$WORKDIR/probes" "$task"
+  # the untrained floor, with its initial BatchNorm statistics and with statistics of the data
+  probe "random:$WORKDIR" "$WORKDIR/probes_untrained" "$task"
+  probe "random:$WORKDIR" "$WORKDIR/probes_untrained_bn" "$task" --bn_batches 50
 done
-.venv/bin/python -m leaf_ssl.tables "$WORKDIR/probes" "$WORKDIR/probes_untrained" --out "$WORKDIR/table"
+.venv/bin/python -m leaf_ssl.tables "$WORKDIR/probes" "$WORKDIR/probes_untrained" "$WORKDIR/probes_untrained_bn" --out "$WORKDIR/table"
 echo "[demo] checkpoints in $WORKDIR/checkpoints, metrics in $WORKDIR/metrics.jsonl, table in $WORKDIR/table.md"
