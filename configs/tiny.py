@@ -4,17 +4,14 @@ Arguments `frontend[,objective]`: the frontend name (leaf | sincnet | sincnet_pl
 default leaf; the objective `cola` (default) or `supervised` (then pass
 --config.supervised.task_dir=DIR).
 """
-from leaf_ssl.configuration import parse_config_arg, pretraining_config, supervised_config
+from leaf_ssl.configuration import frontend_config, parse_config_arg, pretraining_config, supervised_config
 
 
 def get_config(arg=None):
     options = parse_config_arg(arg, "tiny.py", {"frontend": ("leaf", "sincnet", "sincnet_plus", "mel"),
                                                 "objective": ("cola", "supervised")})
     config = supervised_config() if options["objective"] == "supervised" else pretraining_config()
-    if options["frontend"] == "mel":
-        config.frontend = {"name": "mel", "preset": "leaf"}
-    else:
-        config.frontend = {"name": options["frontend"], "n_filters": 8, "init": "mel"}
+    config.frontend = frontend_config(options["frontend"], n_filters=8, init="mel")
     config.encoder = {"name": "efficientnet_tiny", "dtype": "float32", "drop_path_rate": 0.0}
     config.model.embedding_dim = 16
     config.model.freq_mask_width = 2

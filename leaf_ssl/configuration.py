@@ -108,14 +108,19 @@ def supervised_recipe() -> ml_collections.ConfigDict:
 DEMO_FRONTENDS = ("leaf", "sincnet", "sincnet_plus", "mel")
 
 
+def frontend_config(frontend: str, *, n_filters: int, init: str) -> dict:
+    """`config.frontend` for a config file's frontend choice: the fixed mel filterbank with LEAF's
+    settings, or a learnable frontend of `n_filters` with its initialisation."""
+    if frontend == "mel":
+        return {"name": "mel", "preset": "leaf"}
+    return {"name": frontend, "n_filters": n_filters, "init": init}
+
+
 def demo_scale(config: ml_collections.ConfigDict, config_file: str, arg: str | None) -> ml_collections.ConfigDict:
     """`config` at CPU size (configs/demo.py, demo_supervised.py), for the frontend of the
     file's `frontend[,init]` argument: 40 filters, 240 steps of 16, the demo corpus's sizes."""
     options = parse_config_arg(arg, config_file, {"frontend": DEMO_FRONTENDS, "init": FRONTEND_INITS})
-    if options["frontend"] == "mel":
-        config.frontend = {"name": "mel", "preset": "leaf"}
-    else:
-        config.frontend = {"name": options["frontend"], "n_filters": 40, "init": options["init"]}
+    config.frontend = frontend_config(options["frontend"], n_filters=40, init=options["init"])
     config.data.shuffle_buffer = 1024
     # A few hundred steps: BatchNorm's running averages must forget their initial values
     # (0.99**240 = 9% would remain), since probes run the encoder in inference mode.

@@ -53,9 +53,11 @@ def reestimate(frozen: FrozenModel, *, num_batches: int, batch_size: int, train_
 
     @jax.jit
     def batch_moments(waveforms):
+        """Per layer {'mean': the batch mean, 'square': the batch second moment}."""
         _, mutated = model.apply(frozen.variables, l2_normalize(waveforms), train=True, method="encode",
                                  mutable=["batch_stats"])
-        return mutated["batch_stats"]
+        return _map_layers(lambda layer: {"mean": layer["mean"], "square": layer["var"] + jnp.square(layer["mean"])},
+                           mutated["batch_stats"])
 
     stream = experiment.input_batches(config, per_process_batch=batch_size, crop_samples=frozen.window_samples,
                                       start_batch=0)
@@ -63,8 +65,7 @@ def reestimate(frozen: FrozenModel, *, num_batches: int, batch_size: int, train_
     for _ in range(num_batches):
         batch = next(stream)
         crops = batch["audio"] if experiment.is_supervised(config) else batch["anchor"]
-        moments = _map_layers(lambda layer: {"mean": layer["mean"], "square": layer["var"] + jnp.square(layer["mean"])},
-                              batch_moments(jnp.asarray(crops)))
+        moments = batch_moments(jnp.asarray(crops))
         sums = moments if sums is None else jax.tree.map(jnp.add, sums, moments)
     statistics = _map_layers(lambda layer: _statistics(layer["mean"] / num_batches, layer["square"] / num_batches),
                              sums)
