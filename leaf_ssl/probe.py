@@ -38,13 +38,17 @@ logger = logging.getLogger(__name__)
 REESTIMATED_SUFFIX = ", BN re-estimated"
 """Appended to a table row's training when its BatchNorm statistics were re-estimated (--bn_batches)."""
 
-def default_workdir(ckpt: str) -> Path:
+
+def default_workdir(ckpt: str, *, bn_reestimated: bool = False) -> Path:
+    """`<run>/probes` or `probes/random_<name>`; `_bn` appended for re-estimated BatchNorm
+    statistics, so that the two variants' `<task>.json` never overwrite each other."""
+    suffix = "_bn" if bn_reestimated else ""
     if ckpt.startswith(checkpoint.RANDOM_PREFIX):
         slug = re.sub(r"[^A-Za-z0-9]+", "_", Path(ckpt[len(checkpoint.RANDOM_PREFIX):]).name).strip("_")
-        return Path("probes") / f"random_{slug}"
+        return Path("probes") / f"random_{slug}{suffix}"
     path = Path(ckpt).resolve()
     run_dir = path.parent.parent if path.name.isdigit() else path.parent if path.name == "checkpoints" else path
-    return run_dir / "probes"
+    return run_dir / f"probes{suffix}"
 
 
 def describe_model(frozen: checkpoint.FrozenModel) -> dict:
@@ -151,7 +155,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                                                       "or random:<config file>[:<args>]")
     parser.add_argument("--task", required=True, help="demo:<corpus>/<task>, folder:<dir>, csv:<file>, a TFDS "
                                                       f"task {sorted(tasks.TFDS_TASKS)}, or a demo task with --data_dir")
-    parser.add_argument("--workdir", help="results and embedding cache (default: <run>/probes)")
+    parser.add_argument("--workdir", help="results and embedding cache (default: <run>/probes, or "
+                                          "<run>/probes_bn with --bn_batches)")
     parser.add_argument("--data_dir", help="demo corpus folder, for bare demo task names")
     parser.add_argument("--tfds_data_dir", help="TFDS data_dir holding prepared datasets")
     parser.add_argument("--seeds", type=int, default=3, help="linear heads trained, seeds 0..n-1")
@@ -184,7 +189,7 @@ def main(argv: list[str] | None = None) -> None:
                                            train_shards=args.bn_data)
         except (OSError, ValueError) as error:
             sys.exit(f"error: cannot re-estimate BatchNorm statistics (--bn_batches): {error}")
-    workdir = Path(args.workdir) if args.workdir else default_workdir(args.ckpt)
+    workdir = Path(args.workdir) if args.workdir else default_workdir(args.ckpt, bn_reestimated=bool(args.bn_batches))
     recipe = linear.ProbeRecipe(epochs=args.epochs, batch_size=args.batch, learning_rate=args.learning_rate)
     logger.info("probing %s (step %d) on %s; results in %s", frozen.source, frozen.step, task.spec, workdir)
     result = run_probe(frozen, task, workdir, seeds=args.seeds, recipe=recipe,

@@ -97,6 +97,8 @@ def test_probe_cli_reports_and_tabulates_the_reestimated_floor(floor_run, tmp_pa
     assert "BatchNorm statistics: re-estimated" in (tmp_path / "probes_bn" / "tones.md").read_text()
     assert plain["embedding"]["cache"] != reestimated["embedding"]["cache"]
     _, rows = tables.assemble([plain, reestimated])
+    # without --workdir the two floors default to different folders
+    assert probe.default_workdir(f"random:{floor_run}", bn_reestimated=True) != probe.default_workdir(f"random:{floor_run}")
     assert [row["training"] for row in rows] == ["untrained", "untrained, BN re-estimated"]
 
 
