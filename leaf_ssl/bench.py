@@ -80,10 +80,13 @@ def time_interleaved(calls: dict[str, Callable[[], None]], repeats: int) -> dict
 
 
 def frontend_cases(n_filters: int) -> dict[str, object]:
-    """The frontends and filterbank paths to time, by row name."""
+    """The frontends, filterbank paths and pooling paths to time, by row name. Cases whose name does not
+    say a path use the backend's default ('auto')."""
     return {
         "leaf_direct": Leaf(n_filters=n_filters, filterbank_impl="direct"),
         "leaf_fft": Leaf(n_filters=n_filters, filterbank_impl="fft"),
+        "leaf_fft_pool_passes": Leaf(n_filters=n_filters, filterbank_impl="fft", pooling_impl="passes"),
+        "leaf_fft_pool_matmul": Leaf(n_filters=n_filters, filterbank_impl="fft", pooling_impl="matmul"),
         "sincnet": SincNet(n_filters=n_filters),
         "sincnet_plus": SincNetPlus(n_filters=n_filters),
         "mel": MelFilterbank(n_filters=n_filters),
@@ -108,6 +111,7 @@ class LeafPrefix(nn.Module):
     n_filters: int
     filterbank_impl: str
     last_stage: str
+    pooling_impl: str = "auto"
 
     @nn.compact
     def __call__(self, waveform: jnp.ndarray) -> jnp.ndarray:
@@ -116,7 +120,7 @@ class LeafPrefix(nn.Module):
                                    Leaf.filter_init, self.filterbank_impl, name="filterbank")(waveform)
         stage_output = squared_modulus(filtered)
         if self.last_stage == "pooling":
-            stage_output = GaussianLowpass(window, stride, name="pooling")(stage_output)
+            stage_output = GaussianLowpass(window, stride, impl=self.pooling_impl, name="pooling")(stage_output)
         return jnp.square(stage_output)
 
 
@@ -132,7 +136,7 @@ def _selected_cases(names: str | None, n_filters: int, stages: bool) -> dict[str
         module = cases[name]
         if stages and isinstance(module, Leaf):
             for stage in LEAF_STAGES:
-                selected[f"{name}/{stage}"] = LeafPrefix(n_filters, module.filterbank_impl, stage)
+                selected[f"{name}/{stage}"] = LeafPrefix(n_filters, module.filterbank_impl, stage, module.pooling_impl)
         selected[name] = module
     return selected
 

@@ -88,6 +88,26 @@ def test_direct_and_fft_leaf_agree():
     np.testing.assert_allclose(direct, fft, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.parametrize("frontend", [Leaf, SincNetPlus])
+def test_pooling_paths_agree_in_output_and_every_gradient(frontend):
+    """The Gaussian lowpass's 'passes' and 'matmul' paths: same features and same parameter
+    gradients to float32 rounding, whichever the backend's 'auto' picks."""
+    x = waveform(samples=3200, scale=1.0)
+    variables = init(frontend(n_filters=SMALL), x)
+    projection = jnp.asarray(RNG.standard_normal((2, 20, SMALL)), jnp.float32)
+
+    def value_and_grads(impl):
+        module = frontend(n_filters=SMALL, pooling_impl=impl)
+        loss = lambda params: jnp.sum(module.apply({"params": params}, x) * projection)
+        return jax.jit(jax.value_and_grad(loss))(variables["params"])
+
+    (passes_loss, passes_grads), (matmul_loss, matmul_grads) = value_and_grads("passes"), value_and_grads("matmul")
+    np.testing.assert_allclose(passes_loss, matmul_loss, rtol=1e-5)
+    for (path, expected), got in zip(jax.tree_util.tree_leaves_with_path(passes_grads),
+                                     jax.tree_util.tree_leaves(matmul_grads)):
+        np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-6 * np.max(np.abs(expected)), err_msg=str(path))
+
+
 def test_leaf_impulse_at_a_frame_centre_peaks_in_that_frame():
     samples = 160 * 20 + 1  # frame centres at exactly 160 * i for this length ('SAME' rule)
     module = Leaf(n_filters=SMALL)
@@ -235,6 +255,7 @@ def test_make_frontend_builds_each_frontend_from_a_config_dict():
     ({"name": "leaf", "init": "xavier"}, "valid: mel, random, normal, uniform"),
     ({"name": "sincnet", "filter_init": "normal"}, "valid: mel, random"),
     ({"name": "leaf", "filterbank_impl": "gpu"}, "valid: direct, fft, auto"),
+    ({"name": "sincnet_plus", "pooling_impl": "conv"}, "valid: passes, matmul, auto"),
     ({"name": "mel", "preset": "htk"}, "valid: leaf, cola"),
 ])
 def test_make_frontend_errors_list_the_valid_choices(config, message):

@@ -87,24 +87,26 @@ def test_pcen_with_invalid_raw_params_uses_the_constrained_ones_and_stays_finite
 # ------------------------------------------------------------------------------------- pooling
 
 
+@pytest.mark.parametrize("impl", ["passes", "matmul"])
 @pytest.mark.parametrize("samples", [1, 159, 160, 161, 400, 401, 1000, 1601, 3200])
-def test_weighted_pool_equals_a_direct_windowed_sum(samples):
+def test_weighted_pool_equals_a_direct_windowed_sum(samples, impl):
     x = RNG.standard_normal((2, 3, samples))
     windows = RNG.uniform(0, 1, (3, 401))
-    got = pooling.weighted_pool(jnp.asarray(x, jnp.float32), jnp.asarray(windows, jnp.float32), 160)
+    got = pooling.weighted_pool(jnp.asarray(x, jnp.float32), jnp.asarray(windows, jnp.float32), 160, impl)
     expected = slow_weighted_pool(x, windows, 160)
     assert got.shape == expected.shape
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize("impl", ["passes", "matmul"])
 @pytest.mark.parametrize("samples, window, stride", [(1000, 401, 160), (999, 400, 160), (777, 50, 64)])
-def test_weighted_pool_equals_xla_same_grouped_strided_conv(samples, window, stride):
+def test_weighted_pool_equals_xla_same_grouped_strided_conv(samples, window, stride, impl):
     x = jnp.asarray(RNG.standard_normal((2, 3, samples)), jnp.float32)
     windows = jnp.asarray(RNG.uniform(0, 1, (3, window)), jnp.float32)
     conv = lax.conv_general_dilated(x, windows[:, None, :], (stride,), "SAME",
                                     dimension_numbers=("NCW", "OIW", "NCW"), feature_group_count=3,
                                     precision=lax.Precision.HIGHEST)
-    np.testing.assert_allclose(pooling.weighted_pool(x, windows, stride), conv, rtol=1e-5, atol=1e-4)
+    np.testing.assert_allclose(pooling.weighted_pool(x, windows, stride, impl), conv, rtol=1e-5, atol=1e-4)
 
 
 @pytest.mark.parametrize("samples", [1, 160, 161, 1000, 1601])
@@ -185,6 +187,12 @@ def test_direct_and_fft_filterbanks_agree_with_numpy_correlation(samples, taps):
 def test_fft_length_holds_the_linear_convolution():
     assert convolution.fft_length_for(15360, 401) == 16384
     assert convolution.fft_length_for(1, 401) == 512
+
+
+def test_auto_pooling_impl_is_matmul_on_cpu_only_and_unknown_impl_is_an_error():
+    assert pooling.resolve_pooling_impl("auto") == ("matmul" if jax.default_backend() == "cpu" else "passes")
+    with pytest.raises(ValueError, match="passes, matmul, auto"):
+        pooling.weighted_pool(jnp.ones((1, 1, 10)), jnp.ones((1, 5)), 2, "conv")
 
 
 def test_auto_filterbank_impl_is_fft_off_tpu_and_unknown_impl_is_an_error():

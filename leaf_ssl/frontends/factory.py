@@ -16,7 +16,7 @@ from types import MappingProxyType
 
 import flax.linen as nn
 
-from leaf_ssl.frontends import convolution, initializers
+from leaf_ssl.frontends import convolution, initializers, pooling
 from leaf_ssl.frontends.leaf import Leaf
 from leaf_ssl.frontends.mel import MEL_PRESETS, MelFilterbank
 from leaf_ssl.frontends.sincnet import SincNet, SincNetPlus
@@ -36,11 +36,13 @@ _FIELD_ALIASES = MappingProxyType({"init": "filter_init"})
 # Valid values of the string-valued options, per frontend (checked here so a typo fails at build time).
 _CHOICES = MappingProxyType({
     "leaf": {"filter_init": initializers.GABOR_INIT_SCHEMES,
-             "filterbank_impl": convolution.FILTERBANK_IMPLS},
+             "filterbank_impl": convolution.FILTERBANK_IMPLS,
+             "pooling_impl": pooling.POOLING_IMPLS},
     "sincnet": {"filter_init": initializers.SINC_INIT_SCHEMES,
                 "filterbank_impl": convolution.FILTERBANK_IMPLS},
     "sincnet_plus": {"filter_init": initializers.SINC_INIT_SCHEMES,
-                     "filterbank_impl": convolution.FILTERBANK_IMPLS},
+                     "filterbank_impl": convolution.FILTERBANK_IMPLS,
+                     "pooling_impl": pooling.POOLING_IMPLS},
     "mel": {},
 })
 

@@ -101,6 +101,8 @@ class Leaf(nn.Module):
         'uniform' raw entries ~ U[0, 0.01).
         (Named `filter_init` because `init` is flax's Module.init; `make_frontend` accepts `init`.)
       filterbank_impl: 'direct' (lax conv), 'fft' (rfft/irfft) or 'auto' (direct on TPU, fft elsewhere).
+      pooling_impl: the Gaussian lowpass's 'passes', 'matmul' or 'auto' (matmul on the CPU, passes
+        elsewhere); see `pooling.weighted_pool`.
       learn_filters: False lists 'filterbank' (and 'preemphasis') in `frozen_parts()`.
       learn_pooling: False lists 'pooling' in `frozen_parts()`.
       learn_compression: False lists 'compression' in `frozen_parts()`.
@@ -115,6 +117,7 @@ class Leaf(nn.Module):
     max_freq: float = 7800.0
     filter_init: str = "mel"
     filterbank_impl: str = "auto"
+    pooling_impl: str = "auto"
     learn_filters: bool = True
     learn_pooling: bool = True
     learn_compression: bool = True
@@ -148,7 +151,7 @@ class Leaf(nn.Module):
                                    self.max_freq, self.filter_init, self.filterbank_impl,
                                    name="filterbank")(x)
         energies = squared_modulus(filtered)
-        pooled = jnp.swapaxes(GaussianLowpass(window, stride, name="pooling")(energies), 1, 2)
+        pooled = jnp.swapaxes(GaussianLowpass(window, stride, impl=self.pooling_impl, name="pooling")(energies), 1, 2)
         features = PCEN(floor=LEAF_PCEN_FLOOR, name="compression")(jnp.maximum(pooled, ENERGY_FLOOR))
         if self.instance_norm:
             features = InstanceNorm(name="instance_norm")(features)

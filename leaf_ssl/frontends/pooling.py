@@ -6,21 +6,32 @@ convolution. The 'SAME'-padded signal is cut into blocks of `stride` samples; fr
 and spans J = ceil(window / stride) consecutive blocks (3 for window 401, stride 160). So with the window
 zero-padded to J*stride taps and cut the same way,
 
-    partial_j[b, c, n] = sum_{m<stride} blocks[b, c, n, m] * w[c, j, m]      (every block n, each j < J)
-    y[b, c, i]         = sum_{j<J} partial_j[b, c, i + j]
+    partial[b, c, n, j] = sum_{m<stride} blocks[b, c, n, m] * w[c, j, m]      (every block n, each j < J)
+    y[b, c, i]          = sum_{j<J} partial[b, c, i + j, j]
 
-J fused multiply-reduce passes over the signal, forward and backward. XLA's grouped strided convolution
-with a 401-tap kernel, the obvious alternative, was measured 30x slower than the whole filterbank
-(DESIGN.md section 6), mostly in its input gradient.
+The weighted pooling has two implementations of that sum (`weighted_pool`'s `impl`), equal to float32
+rounding:
+
+* 'passes': J fused multiply-reduce passes over the signal, one per j. Used on GPU and TPU, where the
+  H200 throughput of docs/performance.md was measured with it.
+* 'matmul': all J partials in one pass, as a batched matmul (channels batched, the stride contracted).
+  Used on the CPU, where it measures faster (docs/performance.md).
+
+XLA's grouped strided convolution with a 401-tap kernel, the obvious alternative to both, was measured
+30x slower than the whole filterbank (DESIGN.md section 6), mostly in its input gradient.
 """
 
 from __future__ import annotations
 
 import flax.linen as nn
+import jax
 import jax.numpy as jnp
+from jax import lax
 
 from leaf_ssl.frontends import constraints, filters
 from leaf_ssl.frontends.framing import blocks_per_window, num_frames, same_padding, split_into_blocks
+
+POOLING_IMPLS = ("passes", "matmul", "auto")
 
 # Initial Gaussian lowpass sigma of the reference LEAF (relative to the half-window; ~ a Hann window).
 POOLING_SIGMA_INIT = 0.4
@@ -40,7 +51,16 @@ def _same_padded_blocks(x: jnp.ndarray, window: int, stride: int, fill: float):
     return split_into_blocks(padded, stride, axis=2), frames, n_window_blocks
 
 
-def weighted_pool(x: jnp.ndarray, windows: jnp.ndarray, stride: int) -> jnp.ndarray:
+def resolve_pooling_impl(impl: str) -> str:
+    """'auto' -> 'matmul' on the CPU, 'passes' elsewhere; other values are checked and returned."""
+    if impl not in POOLING_IMPLS:
+        raise ValueError(f"unknown pooling_impl {impl!r}; valid: {', '.join(POOLING_IMPLS)}")
+    if impl == "auto":
+        return "matmul" if jax.default_backend() == "cpu" else "passes"
+    return impl
+
+
+def weighted_pool(x: jnp.ndarray, windows: jnp.ndarray, stride: int, impl: str = "auto") -> jnp.ndarray:
     """Per-channel strided weighted sum, 'SAME' alignment (a depthwise strided conv, without the conv).
 
         y[b, c, i] = sum_{k<K} x_pad[b, c, i*stride + k] * windows[c, k]
@@ -49,6 +69,7 @@ def weighted_pool(x: jnp.ndarray, windows: jnp.ndarray, stride: int) -> jnp.ndar
       x: (batch, channels, samples).
       windows: (channels, K) per-channel pooling windows.
       stride: hop in samples.
+      impl: 'passes', 'matmul' or 'auto' (see the module docstring; `resolve_pooling_impl`).
 
     Returns:
       (batch, channels, ceil(samples / stride)).
@@ -57,9 +78,13 @@ def weighted_pool(x: jnp.ndarray, windows: jnp.ndarray, stride: int) -> jnp.ndar
     blocks, frames, n_window_blocks = _same_padded_blocks(x, window, stride, 0.0)
     padded_windows = jnp.pad(windows, ((0, 0), (0, n_window_blocks * stride - window)))
     window_blocks = padded_windows.reshape(channels, n_window_blocks, stride)
+    # Every block is reduced, then shifted: slicing before the reduction makes XLA's CPU reduce ~50x slower.
+    if resolve_pooling_impl(impl) == "matmul":
+        # HIGHEST: float32 on every backend (the default lets GPUs and TPUs round operands to tf32/bf16).
+        partials = jnp.einsum("bcns,cjs->bcnj", blocks, window_blocks, precision=lax.Precision.HIGHEST)
+        return sum(partials[:, :, j:j + frames, j] for j in range(n_window_blocks))
     pooled = 0.0
     for j in range(n_window_blocks):
-        # Reduce every block, then shift: slicing before the reduction makes XLA's CPU reduce ~50x slower.
         partial = jnp.sum(blocks * window_blocks[None, :, None, j, :], axis=-1)
         pooled = pooled + partial[:, :, j:j + frames]
     return pooled
@@ -96,14 +121,16 @@ class GaussianLowpass(nn.Module):
       window: K, the window length in samples.
       stride: hop in samples.
       sigma_init: initial sigma of every channel.
+      impl: 'passes' | 'matmul' | 'auto' (`weighted_pool`).
     """
     window: int
     stride: int
     sigma_init: float = POOLING_SIGMA_INIT
+    impl: str = "auto"
 
     @nn.compact
     def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
         sigma = self.param("sigma", nn.initializers.constant(self.sigma_init), (x.shape[1],),
                            jnp.float32)
         sigma = constraints.constrain_pooling_sigma(sigma, self.window)
-        return weighted_pool(x, filters.gaussian_lowpass_windows(sigma, self.window), self.stride)
+        return weighted_pool(x, filters.gaussian_lowpass_windows(sigma, self.window), self.stride, self.impl)

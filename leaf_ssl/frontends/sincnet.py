@@ -137,10 +137,12 @@ class SincNetPlus(_SincFrontendBase):
 
     Attributes:
       n_filters, sample_rate, window_len_ms, window_stride_ms, filter_init, filterbank_impl: as SincNet.
+      pooling_impl: the Gaussian lowpass's 'passes', 'matmul' or 'auto' (`pooling.weighted_pool`).
       learn_filters / learn_pooling / learn_compression: False lists 'filterbank' / 'pooling' /
         'compression' in `frozen_parts()`.
       pcen_floor: added to the smoother inside sPCEN.
     """
+    pooling_impl: str = "auto"
     learn_pooling: bool = True
     learn_compression: bool = True
     pcen_floor: float = SINCNET_PLUS_PCEN_FLOOR
@@ -156,5 +158,6 @@ class SincNetPlus(_SincFrontendBase):
     def __call__(self, waveform) -> jnp.ndarray:
         window, stride = self.window_and_stride()
         pooled = jnp.swapaxes(
-            GaussianLowpass(window, stride, name="pooling")(self._rectified_filter_outputs(waveform)), 1, 2)
+            GaussianLowpass(window, stride, impl=self.pooling_impl, name="pooling")(
+                self._rectified_filter_outputs(waveform)), 1, 2)
         return PCEN(floor=self.pcen_floor, name="compression")(jnp.maximum(pooled, ENERGY_FLOOR))
