@@ -107,7 +107,8 @@ def run_probe(frozen: checkpoint.FrozenModel, task: tasks.Task, workdir: str | P
         "counts": {split: {"clips": data.num_clips, "segments": int(len(data.segment_clip)),
                            "skipped": data.skips["count"]} for split, data in embedded.splits.items()},
         "skipped": {split: data.skips for split, data in embedded.splits.items()},
-        "recipe": {"epochs": recipe.epochs, "batch_size": recipe.batch_size, "learning_rate": recipe.learning_rate,
+        "recipe": {"epochs": recipe.epochs_for(len(train.segment_clip)), "min_steps": recipe.min_steps,
+                   "batch_size": recipe.batch_size, "learning_rate": recipe.learning_rate,
                    "weight_decay": recipe.weight_decay, "segment_seconds": segment_seconds,
                    "features": "standardised with train-segment mean and std",
                    "evaluation": "logits averaged over all segments of each test clip"},
@@ -160,7 +161,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--data_dir", help="demo corpus folder, for bare demo task names")
     parser.add_argument("--tfds_data_dir", help="TFDS data_dir holding prepared datasets")
     parser.add_argument("--seeds", type=int, default=3, help="linear heads trained, seeds 0..n-1")
-    parser.add_argument("--epochs", type=int, default=linear.ProbeRecipe.epochs)
+    parser.add_argument("--epochs", type=int, default=linear.ProbeRecipe.epochs,
+                        help="passes over the train segments (more if fewer than --min_steps steps)")
+    parser.add_argument("--min_steps", type=int, default=linear.ProbeRecipe.min_steps,
+                        help="fewest optimizer steps of a head: small tasks get more epochs (0: exactly --epochs)")
     parser.add_argument("--batch", type=int, default=linear.ProbeRecipe.batch_size, help="segments per head step")
     parser.add_argument("--learning_rate", type=float, default=linear.ProbeRecipe.learning_rate)
     parser.add_argument("--embed_batch", type=int, default=64, help="segments per embedding call")
@@ -190,7 +194,8 @@ def main(argv: list[str] | None = None) -> None:
         except (OSError, ValueError) as error:
             sys.exit(f"error: cannot re-estimate BatchNorm statistics (--bn_batches): {error}")
     workdir = Path(args.workdir) if args.workdir else default_workdir(args.ckpt, bn_reestimated=bool(args.bn_batches))
-    recipe = linear.ProbeRecipe(epochs=args.epochs, batch_size=args.batch, learning_rate=args.learning_rate)
+    recipe = linear.ProbeRecipe(epochs=args.epochs, batch_size=args.batch, learning_rate=args.learning_rate,
+                                min_steps=args.min_steps)
     logger.info("probing %s (step %d) on %s; results in %s", frozen.source, frozen.step, task.spec, workdir)
     result = run_probe(frozen, task, workdir, seeds=args.seeds, recipe=recipe,
                        segment_seconds=args.segment_seconds, embed_batch=args.embed_batch)

@@ -2,6 +2,7 @@
 frozen-model guarantees, caching, and checkpoint errors."""
 import hashlib
 import json
+import math
 import shutil
 from pathlib import Path
 
@@ -64,6 +65,8 @@ def test_probe_cli_on_a_trained_checkpoint_writes_results_and_caches(trained_run
     assert result["mean"] > 1 / 3, "better than chance on three tone classes"
     # 24 train and 12 test clips of 0.5-2.3 s, cut into the run's 0.32 s training crops: 2 to 8 segments each
     assert result["recipe"]["segment_seconds"] == pytest.approx(0.32)
+    steps_per_epoch = math.ceil(result["counts"]["train"]["segments"] / 64)
+    assert result["recipe"]["epochs"] == max(300, math.ceil(2000 / steps_per_epoch)), "the step floor's epochs"
     assert result["counts"]["train"]["clips"] == 24 and result["counts"]["test"]["clips"] == 12
     assert 2 * 24 <= result["counts"]["train"]["segments"] <= 8 * 24
     assert "accuracy" in (tmp_path / "tones.md").read_text() and "accuracy" in capsys.readouterr().out

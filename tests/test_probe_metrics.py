@@ -1,4 +1,6 @@
 """Probe arithmetic without any model: segments, segment-averaged logits, accuracy, AP/mAP, the head."""
+import math
+
 import numpy as np
 import pytest
 
@@ -56,6 +58,25 @@ def test_mean_average_precision_skips_classes_without_positives():
     targets = np.array([[0, 0, 0], [1, 1, 0], [0, 1, 0]])
     # class 0: its one hit is ranked 3rd -> 1/3; class 1: ranks 1, 2 -> 1
     assert linear.mean_average_precision(scores, targets) == pytest.approx((1 / 3 + 1) / 2)
+
+
+@pytest.mark.parametrize("examples, batch, epochs, min_steps, expected_epochs", [
+    (85_000, 512, 50, 2000, 50),   # speech_commands-sized: 167 steps per epoch, 50 epochs are 8,350 steps
+    (1540, 512, 50, 2000, 500),    # demo keyword: 4 steps per epoch
+    (1540, 512, 50, 2001, 501),    # the last epoch is completed, not cut
+    (1540, 512, 50, 0, 50),        # no floor: the recipe's epochs
+    (100, 512, 3, 10, 10),         # batch larger than the data: one step per epoch
+])
+def test_probe_recipe_adds_epochs_only_below_its_step_floor(examples, batch, epochs, min_steps, expected_epochs):
+    recipe = linear.ProbeRecipe(epochs=epochs, batch_size=batch, min_steps=min_steps)
+    assert recipe.epochs_for(examples) == expected_epochs
+    indices, weights = linear._epoch_batches(examples, recipe, seed=0)
+    steps_per_epoch = math.ceil(examples / min(batch, examples))
+    assert indices.shape[0] == expected_epochs * steps_per_epoch >= min_steps
+    # every epoch is one pass: each example has weight 1 exactly once per epoch
+    per_epoch = indices.reshape(expected_epochs, -1), weights.reshape(expected_epochs, -1)
+    for epoch_indices, epoch_weights in zip(*per_epoch):
+        assert sorted(epoch_indices[epoch_weights == 1].tolist()) == list(range(examples))
 
 
 def test_linear_head_separates_separable_classes_and_not_shuffled_labels():
