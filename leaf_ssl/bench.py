@@ -22,7 +22,9 @@ and returns rows of results; `main` prints them as a table and optionally writes
             loss, AdamW) at the paper's shapes: --pairs_per_device pairs of 0.96 s crops on every local
             device, --n_filters filters, encoder in float32 and bfloat16. The batch is on the devices
             before timing. Also XLA's cost analysis of the compiled step (FLOPs, bytes), the achieved
-            TFLOP/s, and the peak device memory where the backend reports it.
+            TFLOP/s, the peak device memory where the backend reports it, and XLA's own estimate of the
+            step's temporary buffers (`xla_temp_gib`, from the compiled step's memory analysis: known
+            before the step runs, on every backend). `--pooling_impl` picks LEAF's lowpass path.
   input:    the tf.data pretraining pipeline alone, in crops per second per CPU core, at 1 thread and at
             every core (`--threads`); see `leaf_ssl.bench_input`.
 
@@ -53,10 +55,11 @@ from leaf_ssl.bench_host import CpuMeter, Usage, busy_and_waiting, pin_process, 
 from leaf_ssl.frontends import Leaf, MelFilterbank, SincNet, SincNetPlus
 from leaf_ssl.frontends.framing import window_and_stride_samples
 from leaf_ssl.frontends.leaf import GaborFilterbank, squared_modulus
-from leaf_ssl.frontends.pooling import GaussianLowpass
+from leaf_ssl.frontends.pooling import POOLING_IMPLS, GaussianLowpass
 
 CROP_SAMPLES = 15360  # 0.96 s at 16 kHz, the COLA crop
 PEER_CASE = "peer_speechbrain_leaf"
+POOLED_FRONTENDS = ("leaf", "sincnet_plus")  # the frontends with a Gaussian lowpass
 
 
 def time_interleaved(calls: dict[str, Callable[[], None]], repeats: int) -> dict[str, list[Usage]]:
@@ -213,13 +216,18 @@ def bench_frontends(args: argparse.Namespace) -> list[dict]:
     return rows
 
 
-def _train_step_case(frontend: str, n_filters: int, encoder_dtype: str, pairs_per_device: int, remat: bool):
+def _train_step_case(frontend: str, n_filters: int, encoder_dtype: str, pairs_per_device: int, remat: bool,
+                     pooling_impl: str = "auto"):
     """A jitted COLA step, its initial state and an on-device batch, built as the trainer builds them."""
     from jax.sharding import NamedSharding, PartitionSpec
     from leaf_ssl import configuration, experiment, trainer
 
     config = configuration.pretraining_config()
     config.frontend = {"name": frontend} if frontend == "mel" else {"name": frontend, "n_filters": n_filters}
+    if pooling_impl != "auto":
+        if frontend not in POOLED_FRONTENDS:
+            raise ValueError(f"--pooling_impl: {frontend!r} has no Gaussian lowpass; only {POOLED_FRONTENDS} do")
+        config.frontend["pooling_impl"] = pooling_impl
     config.encoder.dtype = encoder_dtype
     config.model.remat_frontend = remat
     mesh = trainer.make_mesh(jax.local_devices())
@@ -236,6 +244,11 @@ def _train_step_case(frontend: str, n_filters: int, encoder_dtype: str, pairs_pe
     return step, state, batch, mesh.size
 
 
+def _xla_temp_gib(compiled) -> float | None:
+    analysis = compiled.memory_analysis()
+    return None if analysis is None else analysis.temp_size_in_bytes / 2**30
+
+
 def _peak_memory_gib() -> float | None:
     stats = jax.local_devices()[0].memory_stats() or {}
     peak = stats.get("peak_bytes_in_use")
@@ -247,7 +260,7 @@ def bench_train_step(args: argparse.Namespace) -> list[dict]:
     rows = []
     for dtype in args.dtypes.split(","):
         step, state, batch, devices = _train_step_case(args.frontend, args.n_filters, dtype, args.pairs_per_device,
-                                                       args.remat_frontend)
+                                                       args.remat_frontend, args.pooling_impl)
         compiled = step.lower(state, batch).compile()
         flops, bytes_accessed = xla_cost(compiled)
 
@@ -261,11 +274,13 @@ def bench_train_step(args: argparse.Namespace) -> list[dict]:
             durations.append(time.perf_counter() - start)
         seconds = statistics.median(durations)
         crops = 2 * args.pairs_per_device * devices
-        remat = "_remat" if args.remat_frontend else ""
-        rows.append({"case": f"step_{args.frontend}_{dtype}{remat}", "batch": crops, "n_filters": args.n_filters,
+        variant = ("_remat" if args.remat_frontend else "") + (
+            f"_pool_{args.pooling_impl}" if args.pooling_impl != "auto" else "")
+        rows.append({"case": f"step_{args.frontend}_{dtype}{variant}", "batch": crops, "n_filters": args.n_filters,
                      "ms": 1e3 * seconds, "crops_per_s": crops / seconds,
                      "gflop_per_step": flops / 1e9, "tflop_per_s": flops / seconds / 1e12,
-                     "gb_accessed_per_step": bytes_accessed / 1e9, "peak_memory_gib": _peak_memory_gib()})
+                     "gb_accessed_per_step": bytes_accessed / 1e9, "xla_temp_gib": _xla_temp_gib(compiled),
+                     "peak_memory_gib": _peak_memory_gib()})
     return rows
 
 
@@ -291,6 +306,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--frontend", default="leaf", help="step: leaf | sincnet | sincnet_plus | mel")
     parser.add_argument("--dtypes", default="float32,bfloat16", help="step: encoder dtypes, comma-separated")
     parser.add_argument("--remat_frontend", action="store_true", help="step: recompute the frontend in backward")
+    parser.add_argument("--pooling_impl", choices=POOLING_IMPLS, default="auto",
+                        help="step: the Gaussian lowpass path of LEAF / SincNet+ (auto: the backend's default)")
     parser.add_argument("--shards", help="input: a folder or pattern of TFRecord shards (default: synthetic clips)")
     parser.add_argument("--clip_seconds", type=float, default=10.0, help="input: synthetic clip length")
     parser.add_argument("--clips", type=int, default=512, help="input: synthetic clips")

@@ -125,6 +125,11 @@ def test_frontend_benchmark_rejects_unknown_cases():
         bench.main(["--what", "frontend", "--cases", "leaf_fft,nope"])
 
 
+def test_step_benchmark_rejects_a_pooling_path_for_a_frontend_without_lowpass():
+    with pytest.raises(ValueError, match="'mel' has no Gaussian lowpass"):
+        bench.main(["--what", "step", "--frontend", "mel", "--pooling_impl", "matmul"])
+
+
 def test_stages_precede_each_leaf_case():
     cases = bench._selected_cases("mel,leaf_fft", n_filters=4, stages=True)
     assert list(cases) == ["mel", "leaf_fft/modulus", "leaf_fft/pooling", "leaf_fft"]
