@@ -84,7 +84,7 @@ def test_moments_pool_exactly_over_batches(floor_run):
 
 def test_probe_cli_reports_and_tabulates_the_reestimated_floor(floor_run, tmp_path):
     task = f"folder:{write_tone_task(tmp_path / 'tones', train_per_class=4, test_per_class=2)}"
-    common = ["--task", task, "--seeds", "1", "--epochs", "5", "--workdir", str(tmp_path / "probes")]
+    common = ["--task", task, "--seeds", "1", "--epochs", "5", "--min_steps", "0", "--workdir", str(tmp_path / "probes")]
     probe.main(["--ckpt", f"random:{floor_run}", *common])
     plain = json.loads((tmp_path / "probes" / "tones.json").read_text())
     probe.main(["--ckpt", f"random:{floor_run}", "--bn_batches", "2", "--bn_batch", "4",
