@@ -34,10 +34,16 @@ class ProbeRecipe:
     weight_decay: float = 1e-4
     min_steps: int = 2000  # epochs are added until this many steps are reached
 
+    def batch_for(self, num_examples: int) -> int:
+        """Examples per step: `batch_size`, or all of them when there are fewer."""
+        return min(self.batch_size, num_examples)
+
+    def steps_per_epoch(self, num_examples: int) -> int:
+        return -(-num_examples // self.batch_for(num_examples))
+
     def epochs_for(self, num_examples: int) -> int:
         """`epochs`, or as many more as `min_steps` steps of batches of `num_examples` need."""
-        steps_per_epoch = -(-num_examples // min(self.batch_size, num_examples))
-        return max(self.epochs, -(-self.min_steps // steps_per_epoch))
+        return max(self.epochs, -(-self.min_steps // self.steps_per_epoch(num_examples)))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -82,11 +88,10 @@ def _epoch_batches(num_examples: int, recipe: ProbeRecipe, seed: int) -> tuple[n
     """(steps, batch) example indices and 0/1 weights: one shuffled pass per epoch
     (`recipe.epochs_for`), the last batch of each epoch padded with weight-0 examples so that every
     step has the same shape."""
-    batch = min(recipe.batch_size, num_examples)
-    steps_per_epoch = -(-num_examples // batch)
+    batch = recipe.batch_for(num_examples)
     epochs = recipe.epochs_for(num_examples)
     rng = np.random.default_rng(seed)
-    indices = np.zeros((epochs, steps_per_epoch * batch), np.int32)
+    indices = np.zeros((epochs, recipe.steps_per_epoch(num_examples) * batch), np.int32)
     weights = np.zeros_like(indices, dtype=np.float32)
     for epoch in range(epochs):
         indices[epoch, :num_examples] = rng.permutation(num_examples)
