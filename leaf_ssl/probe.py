@@ -4,18 +4,21 @@
     python -m leaf_ssl.probe --ckpt random:configs/demo.py:leaf,random --task demo:demo_corpus/keyword
     python -m leaf_ssl.probe --ckpt runs/leaf/checkpoints/50000 --task speech_commands --tfds_data_dir ~/tfds
     python -m leaf_ssl.probe --ckpt runs/demo_leaf --task folder:/data/my_sounds --seeds 5
+    python -m leaf_ssl.probe --ckpt runs/demo_leaf --task keyword --data_dir demo_corpus --features frontend
 
 1. Restores the checkpoint's params and batch statistics and rebuilds its model from the saved
    config (`leaf_ssl.probing.checkpoint`); `random:<config>` is the same architecture untrained.
 2. Embeds every clip once, frozen and in inference mode, as segments of the model's training crop
    length (`FrozenModel.window_samples`; `--segment_seconds` overrides) (`probing.segments`,
-   `probing.embedding`); embeddings are cached in `<workdir>/embeddings/`.
+   `probing.embedding`); embeddings are cached in `<workdir>/embeddings/`. `--features frontend`
+   reads the frontend alone instead: each channel's mean and std over the segment's frames.
 3. Per seed, trains a linear head on the train segments and scores the test clips by the mean
    of their segments' logits (`probing.linear`): accuracy, or mAP for multi-label tasks.
 4. Prints and writes `<workdir>/<task>.json` and `<task>.md`: mean +/- sample std over seeds,
    per-seed values, clip/segment counts and every skipped file with its reason.
 
-`--workdir` defaults to `<run workdir>/probes`, or `probes/<config>` for `random:`.
+`--workdir` defaults to `<run workdir>/probes`, or `probes/<config>` for `random:` (with `_bn`
+and `_frontend` appended for those variants).
 """
 from __future__ import annotations
 
@@ -37,12 +40,17 @@ logger = logging.getLogger(__name__)
 
 REESTIMATED_SUFFIX = ", BN re-estimated"
 """Appended to a table row's training when its BatchNorm statistics were re-estimated (--bn_batches)."""
+FRONTEND_SUFFIX = ", frontend only"
+"""Appended to a table row's training when the probe read the pooled frontend (--features frontend)."""
+FEATURE_DESCRIPTIONS = {"encoder": "pooled encoder output",
+                        "frontend": "frontend alone, each channel's mean and std over frames (no encoder)"}
 
 
-def default_workdir(ckpt: str, *, bn_reestimated: bool = False) -> Path:
+def default_workdir(ckpt: str, *, bn_reestimated: bool = False, features: str = "encoder") -> Path:
     """`<run>/probes` or `probes/random_<name>`; `_bn` appended for re-estimated BatchNorm
-    statistics, so that the two variants' `<task>.json` never overwrite each other."""
-    suffix = "_bn" if bn_reestimated else ""
+    statistics and `_frontend` for frontend features, so that the variants' `<task>.json` never
+    overwrite each other."""
+    suffix = ("_bn" if bn_reestimated else "") + ("_frontend" if features == "frontend" else "")
     if ckpt.startswith(checkpoint.RANDOM_PREFIX):
         slug = re.sub(r"[^A-Za-z0-9]+", "_", Path(ckpt[len(checkpoint.RANDOM_PREFIX):]).name).strip("_")
         return Path("probes") / f"random_{slug}{suffix}"
@@ -51,7 +59,7 @@ def default_workdir(ckpt: str, *, bn_reestimated: bool = False) -> Path:
     return run_dir / f"probes{suffix}"
 
 
-def describe_model(frozen: checkpoint.FrozenModel) -> dict:
+def describe_model(frozen: checkpoint.FrozenModel, features: str = "encoder") -> dict:
     """The row a result belongs to in the paper's tables: frontend, init, training."""
     config = frozen.config
     frontend = config.frontend.name
@@ -63,6 +71,8 @@ def describe_model(frozen: checkpoint.FrozenModel) -> dict:
         training = "self-supervised"
     if frozen.batch_norm != checkpoint.BATCH_NORM_AS_SAVED:
         training += REESTIMATED_SUFFIX
+    if features == "frontend":
+        training += FRONTEND_SUFFIX
     return {
         "frontend": frontend,
         "init": "-" if frontend == "mel" else config.frontend.get("init", "mel"),
@@ -71,18 +81,19 @@ def describe_model(frozen: checkpoint.FrozenModel) -> dict:
         "checkpoint": frozen.source,
         "step": frozen.step,
         "batch_norm": frozen.batch_norm,
+        "features": features,
     }
 
 
 def run_probe(frozen: checkpoint.FrozenModel, task: tasks.Task, workdir: str | Path, *, seeds: int = 3,
               recipe: linear.ProbeRecipe = linear.ProbeRecipe(), segment_seconds: float | None = None,
-              embed_batch: int = 64, progress: bool = True) -> dict:
+              embed_batch: int = 64, features: str = "encoder", progress: bool = True) -> dict:
     """Embeds, trains `seeds` linear heads, scores them; writes `<workdir>/<task>.{json,md}`; returns the result."""
     workdir = Path(workdir)
     segment_samples = frozen.window_samples if segment_seconds is None else int(round(segment_seconds * SAMPLE_RATE))
     segment_seconds = segment_samples / SAMPLE_RATE
     embedded = embedding.embed_task(frozen, task, workdir / "embeddings", segment_samples=segment_samples,
-                                    batch_size=embed_batch, progress=progress)
+                                    batch_size=embed_batch, features=features, progress=progress)
     train, test = embedded.splits["train"], embedded.splits["test"]
     metric = "mAP" if task.multi_label else "accuracy"
     started = time.perf_counter()
@@ -98,7 +109,7 @@ def run_probe(frozen: checkpoint.FrozenModel, task: tasks.Task, workdir: str | P
     result = {
         "task": {"name": task.name, "spec": task.spec, "classes": embedded.classes,
                  "num_classes": len(embedded.classes), "multi_label": task.multi_label, "metric": metric},
-        "model": describe_model(frozen),
+        "model": describe_model(frozen, features),
         "metric": metric,
         "mean": float(np.mean(scores)),
         "std": float(np.std(scores, ddof=1)) if len(scores) > 1 else 0.0,
@@ -131,6 +142,7 @@ def format_markdown(result: dict) -> str:
         f"- model: {model['frontend']} (init {model['init']}), {model['training']}, {model['encoder']}, "
         f"step {model['step']}: `{model['checkpoint']}`",
         f"- BatchNorm statistics: {model.get('batch_norm', checkpoint.BATCH_NORM_AS_SAVED)}",
+        f"- features: {FEATURE_DESCRIPTIONS[model.get('features', 'encoder')]}",
         f"- task: `{result['task']['spec']}`, {result['task']['num_classes']} classes"
         + (", multi-label" if result["task"]["multi_label"] else ""),
         f"- **{result['metric']}: {100 * result['mean']:.2f} ± {100 * result['std']:.2f}** "
@@ -170,6 +182,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--embed_batch", type=int, default=64, help="segments per embedding call")
     parser.add_argument("--segment_seconds", type=float,
                         help="segment length (default: the checkpoint's training crop, config.data.crop_seconds)")
+    parser.add_argument("--features", choices=embedding.FEATURES, default="encoder",
+                        help="what the head reads: the pooled encoder output (default, the paper's probe), or "
+                             "'frontend': each frontend channel's mean and std over the segment (no encoder)")
     parser.add_argument("--bn_batches", type=int, default=0,
                         help="re-estimate BatchNorm statistics from this many batches of the model's training data "
                              "before embedding (probing.batch_norm); 0 keeps the checkpoint's (default)")
@@ -180,6 +195,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    if args.bn_batches and args.features == "frontend":
+        sys.exit("error: --bn_batches has no effect with --features frontend: the frontend has no BatchNorm")
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("absl").setLevel(logging.WARNING)  # orbax logs several INFO lines per restore
     try:
@@ -193,12 +210,13 @@ def main(argv: list[str] | None = None) -> None:
                                            train_shards=args.bn_data)
         except (OSError, ValueError) as error:
             sys.exit(f"error: cannot re-estimate BatchNorm statistics (--bn_batches): {error}")
-    workdir = Path(args.workdir) if args.workdir else default_workdir(args.ckpt, bn_reestimated=bool(args.bn_batches))
+    workdir = Path(args.workdir) if args.workdir else default_workdir(args.ckpt, bn_reestimated=bool(args.bn_batches),
+                                                                                  features=args.features)
     recipe = linear.ProbeRecipe(epochs=args.epochs, batch_size=args.batch, learning_rate=args.learning_rate,
                                 min_steps=args.min_steps)
     logger.info("probing %s (step %d) on %s; results in %s", frozen.source, frozen.step, task.spec, workdir)
     result = run_probe(frozen, task, workdir, seeds=args.seeds, recipe=recipe,
-                       segment_seconds=args.segment_seconds, embed_batch=args.embed_batch)
+                       segment_seconds=args.segment_seconds, embed_batch=args.embed_batch, features=args.features)
     print(format_markdown(result))
     print(f"written: {workdir / (task.name + '.json')} and .md")
 

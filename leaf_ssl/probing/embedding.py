@@ -6,11 +6,13 @@ clip's loudness would otherwise shift every feature. The model then runs
 `encode(waveform, train=False)` (the pooled encoder output) with
 `apply(..., mutable=False)`: BatchNorm reads its running statistics and flax would raise if
 anything tried to update a variable, so a segment's embedding does not depend on the batch it is
-in and the model is exactly the checkpoint's. Batches have a fixed size (the last one is
+in and the model is exactly the checkpoint's. With `features='frontend'` the encoder is skipped:
+each segment is the mean and standard deviation over frames of every frontend channel
+(`pooled_frontend`). Batches have a fixed size (the last one is
 zero-padded and the padding's outputs dropped), so the jitted function compiles once.
 
 Cache: `<cache_dir>/<key>.npz`, where key = SHA-256 of the checkpoint (resolved path or random
-spec, step, config), the task (resolved spec and a fingerprint of its files) and the segment
+spec, step, config), the features read, the task (resolved spec and a fingerprint of its files) and the segment
 settings. Re-probing the same checkpoint and task (other seeds, epochs...) reads the file.
 """
 from __future__ import annotations
@@ -35,6 +37,14 @@ from leaf_ssl.progress import format_duration
 logger = logging.getLogger(__name__)
 
 CACHE_FORMAT = 2  # bump when what is stored, or how segments are cut or normalised, changes
+
+FEATURES = ("encoder", "frontend")
+"""What a probe reads. 'encoder': the pooled encoder output (the paper's probe). 'frontend': the
+frontend alone, pooled over time: a floor that isolates what the encoder adds. It explains the
+`random:` floor: an untrained encoder whose BatchNorm layers hold their initial statistics is an
+identity-normalised network whose activations shrink to about 1e-6 and stay in the linear range
+of its nonlinearities, so its probe reads little more than these pooled frontend features
+(docs/results.md, "What the untrained floor measures")."""
 
 
 @dataclasses.dataclass
@@ -64,7 +74,7 @@ class TaskEmbeddings:
     seconds: float
 
 
-def cache_key(frozen: FrozenModel, task: Task, segment_samples: int) -> str:
+def cache_key(frozen: FrozenModel, task: Task, segment_samples: int, features: str = "encoder") -> str:
     description = {
         "format": CACHE_FORMAT,
         "checkpoint": frozen.source,
@@ -74,19 +84,20 @@ def cache_key(frozen: FrozenModel, task: Task, segment_samples: int) -> str:
         "task": task.spec,
         "task_fingerprint": task.fingerprint(),
         "segment_samples": segment_samples,
+        "features": features,
     }
     return hashlib.sha256(json.dumps(description, sort_keys=True, default=str).encode()).hexdigest()[:24]
 
 
 def embed_task(frozen: FrozenModel, task: Task, cache_dir: str | Path, *, segment_samples: int,
-               batch_size: int = 64, progress: bool = True) -> TaskEmbeddings:
-    """Embeddings of both splits of `task`, from the cache when there."""
-    cache_path = Path(cache_dir) / f"{cache_key(frozen, task, segment_samples)}.npz"
+               batch_size: int = 64, features: str = "encoder", progress: bool = True) -> TaskEmbeddings:
+    """Embeddings (`features`, see FEATURES) of both splits of `task`, from the cache when there."""
+    cache_path = Path(cache_dir) / f"{cache_key(frozen, task, segment_samples, features)}.npz"
     if cache_path.is_file():
         logger.info("embeddings from cache %s", cache_path)
         return _load(cache_path)
     started = time.perf_counter()
-    embed_batch = make_embed_fn(frozen)
+    embed_batch = make_embed_fn(frozen, features)
     splits = {split: _embed_split(embed_batch, task, split, segment_samples, batch_size, progress)
               for split in SPLITS}
     # classes are read after the splits: a task with dense labels learns its classes from train
@@ -111,13 +122,26 @@ def l2_normalize(waveforms: jax.Array) -> jax.Array:
     return waveforms * jax.lax.rsqrt(jnp.maximum(squared_norm, 1e-12))
 
 
-def make_embed_fn(frozen: FrozenModel):
-    """Jitted (batch, samples) -> (batch, dim) float32 pooled encoder output, in inference mode,
-    of the L2-normalised waveforms."""
+def pooled_frontend(features: jax.Array) -> jax.Array:
+    """(batch, frames, channels) -> (batch, 2 * channels): each channel's mean over frames, then
+    its standard deviation over frames."""
+    return jnp.concatenate([jnp.mean(features, axis=1), jnp.std(features, axis=1)], axis=-1)
+
+
+def make_embed_fn(frozen: FrozenModel, features: str = "encoder"):
+    """Jitted (batch, samples) -> (batch, dim) float32 embedding of the L2-normalised waveforms,
+    in inference mode: the pooled encoder output, or `pooled_frontend` (see FEATURES)."""
+    if features not in FEATURES:
+        raise ValueError(f"unknown features {features!r}; valid: {FEATURES}")
+
     @jax.jit
     def embed(variables, waveforms):
-        pooled = frozen.model.apply(variables, l2_normalize(waveforms), train=False, method="encode",
-                                    mutable=False)
+        waveforms = l2_normalize(waveforms)
+        if features == "frontend":
+            frames = frozen.model.apply(variables, waveforms, method=lambda model, w: model.frontend(w),
+                                        mutable=False)
+            return pooled_frontend(frames.astype(jnp.float32))
+        pooled = frozen.model.apply(variables, waveforms, train=False, method="encode", mutable=False)
         return pooled.astype(jnp.float32)
     return lambda waveforms: embed(frozen.variables, waveforms)
 
