@@ -26,6 +26,12 @@ if [ ! -x .venv/bin/python ]; then
   echo "[setup] creating .venv with $($PYTHON --version)"
   $PYTHON -m venv .venv
 fi
-.venv/bin/python -m pip install -q --upgrade pip
-.venv/bin/python -m pip install -q -e ".[test]"
+# The editable install is redone only when pyproject.toml changed since the last one: re-running
+# pip would rewrite the package's .pth file under any Python process importing it meanwhile.
+STAMP=.venv/leaf_ssl_pyproject.sha256
+if ! sha256sum --status -c "$STAMP" 2>/dev/null; then
+  .venv/bin/python -m pip install -q --upgrade pip
+  .venv/bin/python -m pip install -q -e ".[test]"
+  sha256sum pyproject.toml > "$STAMP"
+fi
 echo "[setup] ready: $(.venv/bin/python -c 'import jax, flax; print("jax", jax.__version__, "flax", flax.__version__)')"
