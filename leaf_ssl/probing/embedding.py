@@ -40,11 +40,7 @@ CACHE_FORMAT = 2  # bump when what is stored, or how segments are cut or normali
 
 FEATURES = ("encoder", "frontend")
 """What a probe reads. 'encoder': the pooled encoder output (the paper's probe). 'frontend': the
-frontend alone, pooled over time: a floor that isolates what the encoder adds. It explains the
-`random:` floor: an untrained encoder whose BatchNorm layers hold their initial statistics is an
-identity-normalised network whose activations shrink to about 1e-6 and stay in the linear range
-of its nonlinearities, so its probe reads little more than these pooled frontend features
-(docs/results.md, "What the untrained floor measures")."""
+frontend alone, pooled over time: a floor that isolates what the encoder adds to the frontend."""
 
 
 @dataclasses.dataclass
