@@ -42,8 +42,6 @@ REESTIMATED_SUFFIX = ", BN re-estimated"
 """Appended to a table row's training when its BatchNorm statistics were re-estimated (--bn_batches)."""
 FRONTEND_SUFFIX = ", frontend only"
 """Appended to a table row's training when the probe read the pooled frontend (--features frontend)."""
-FEATURE_DESCRIPTIONS = {"encoder": "pooled encoder output",
-                        "frontend": "frontend alone, each channel's mean and std over frames (no encoder)"}
 
 
 def default_workdir(ckpt: str, *, bn_reestimated: bool = False, features: str = "encoder") -> Path:
@@ -142,7 +140,7 @@ def format_markdown(result: dict) -> str:
         f"- model: {model['frontend']} (init {model['init']}), {model['training']}, {model['encoder']}, "
         f"step {model['step']}: `{model['checkpoint']}`",
         f"- BatchNorm statistics: {model.get('batch_norm', checkpoint.BATCH_NORM_AS_SAVED)}",
-        f"- features: {FEATURE_DESCRIPTIONS[model.get('features', 'encoder')]}",
+        f"- features: {embedding.FEATURES[model.get('features', 'encoder')]}",
         f"- task: `{result['task']['spec']}`, {result['task']['num_classes']} classes"
         + (", multi-label" if result["task"]["multi_label"] else ""),
         f"- **{result['metric']}: {100 * result['mean']:.2f} ± {100 * result['std']:.2f}** "
@@ -182,7 +180,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--embed_batch", type=int, default=64, help="segments per embedding call")
     parser.add_argument("--segment_seconds", type=float,
                         help="segment length (default: the checkpoint's training crop, config.data.crop_seconds)")
-    parser.add_argument("--features", choices=embedding.FEATURES, default="encoder",
+    parser.add_argument("--features", choices=list(embedding.FEATURES), default="encoder",
                         help="what the head reads: the pooled encoder output (default, the paper's probe), or "
                              "'frontend': each frontend channel's mean and std over the segment (no encoder)")
     parser.add_argument("--bn_batches", type=int, default=0,

@@ -8,12 +8,12 @@ clip's loudness would otherwise shift every feature. The model then runs
 anything tried to update a variable, so a segment's embedding does not depend on the batch it is
 in and the model is exactly the checkpoint's. With `features='frontend'` the encoder is skipped:
 each segment is the mean and standard deviation over frames of every frontend channel
-(`pooled_frontend`). Batches have a fixed size (the last one is
-zero-padded and the padding's outputs dropped), so the jitted function compiles once.
+(`pooled_frontend`). Batches have a fixed size (the last one is zero-padded and the padding's
+outputs dropped), so the jitted function compiles once.
 
 Cache: `<cache_dir>/<key>.npz`, where key = SHA-256 of the checkpoint (resolved path or random
-spec, step, config), the features read, the task (resolved spec and a fingerprint of its files) and the segment
-settings. Re-probing the same checkpoint and task (other seeds, epochs...) reads the file.
+spec, step, config), the features read, the task (resolved spec and a fingerprint of its files)
+and the segment settings. Re-probing the same checkpoint and task (other seeds, epochs...) reads the file.
 """
 from __future__ import annotations
 
@@ -38,9 +38,12 @@ logger = logging.getLogger(__name__)
 
 CACHE_FORMAT = 2  # bump when what is stored, or how segments are cut or normalised, changes
 
-FEATURES = ("encoder", "frontend")
-"""What a probe reads. 'encoder': the pooled encoder output (the paper's probe). 'frontend': the
-frontend alone, pooled over time: a floor that isolates what the encoder adds to the frontend."""
+FEATURES = {
+    "encoder": "pooled encoder output",  # the paper's probe
+    # a floor that isolates what the encoder adds to the frontend
+    "frontend": "frontend alone, each channel's mean and std over frames (no encoder)",
+}
+"""What a probe can read, and how its report describes each."""
 
 
 @dataclasses.dataclass
@@ -128,7 +131,7 @@ def make_embed_fn(frozen: FrozenModel, features: str = "encoder"):
     """Jitted (batch, samples) -> (batch, dim) float32 embedding of the L2-normalised waveforms,
     in inference mode: the pooled encoder output, or `pooled_frontend` (see FEATURES)."""
     if features not in FEATURES:
-        raise ValueError(f"unknown features {features!r}; valid: {FEATURES}")
+        raise ValueError(f"unknown features {features!r}; valid: {list(FEATURES)}")
 
     @jax.jit
     def embed(variables, waveforms):
