@@ -4,7 +4,7 @@ Arguments `frontend[,objective]`: the frontend name (leaf | sincnet | sincnet_pl
 default leaf; the objective `cola` (default) or `supervised` (then pass
 --config.supervised.task_dir=DIR).
 """
-from leaf_ssl.configuration import frontend_config, parse_config_arg, pretraining_config, supervised_config
+from leaf_ssl.configuration import encoder_config, frontend_config, parse_config_arg, pretraining_config, supervised_config
 
 
 def get_config(arg=None):
@@ -12,7 +12,7 @@ def get_config(arg=None):
                                                 "objective": ("cola", "supervised")})
     config = supervised_config() if options["objective"] == "supervised" else pretraining_config()
     config.frontend = frontend_config(options["frontend"], n_filters=8, init="mel")
-    config.encoder = {"name": "efficientnet_tiny", "dtype": "float32", "drop_path_rate": 0.0}
+    config.encoder = encoder_config("efficientnet_tiny", drop_path_rate=0.0)
     config.model.embedding_dim = 16
     config.model.freq_mask_width = 2
     config.model.time_mask_width = 4

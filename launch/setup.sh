@@ -5,8 +5,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# shellcheck: the tests lint the pod and cluster launchers with it.
-APT_PACKAGES=(espeak-ng fluidsynth fluid-soundfont-gm sox shellcheck
+# shellcheck: the tests lint the pod and cluster launchers with it. ffmpeg: decodes the m4a/opus/webm
+# files that AudioSet downloaders write, which libsndfile cannot read.
+APT_PACKAGES=(espeak-ng fluidsynth fluid-soundfont-gm sox shellcheck ffmpeg
   asterisk-core-sounds-en-wav asterisk-core-sounds-es-wav asterisk-core-sounds-fr-wav
   asterisk-core-sounds-it-wav asterisk-core-sounds-ru-wav)
 missing=()

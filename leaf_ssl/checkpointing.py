@@ -7,13 +7,16 @@ Layout under the run's workdir:
     config.json                 the resolved config, for people and for jobs given only a workdir
 
 The parameter shapes in `meta` let a restore refuse, with a readable message, a checkpoint of
-another architecture before orbax is asked to fit mismatched arrays. A latest checkpoint that
-cannot be read (killed mid-write, truncated files) is reported, moved to
-`unreadable_checkpoints/`, and the previous one is used.
+another architecture before orbax is asked to fit mismatched arrays. `meta` also holds a SHA-256
+digest of every array saved (`array_digests`); every restore recomputes them, so a checkpoint
+whose bytes changed after the save (a flipped bit on disk, a bad copy) is caught, not run. A
+latest checkpoint that cannot be read (killed mid-write, truncated files) or whose digests do
+not match is reported, moved to `unreadable_checkpoints/`, and the previous one is used.
 
 Paths may be local or on cloud storage (``gs://bucket/run``): `etils.epath` and orbax handle
 both, so a pod's processes write one checkpoint into a bucket together.
 """
+import hashlib
 import json
 import logging
 import os
@@ -21,6 +24,7 @@ import time
 from typing import Any
 
 import jax
+import numpy as np
 import orbax.checkpoint as ocp
 from etils import epath
 from jax.experimental import multihost_utils
@@ -53,8 +57,54 @@ def describe_shape_mismatch(expected: dict, found: dict) -> str | None:
     return None
 
 
+def _leaf_name(path) -> str:
+    """'params/frontend/filterbank/gabor' for a key path, whatever containers hold the leaf
+    (a dataclass saved by training, the nested dicts a reader restores it as)."""
+    parts = (getattr(key, "name", getattr(key, "key", getattr(key, "idx", key))) for key in path)
+    return "/".join(str(part) for part in parts)
+
+
+def _host_array(leaf) -> np.ndarray:
+    if isinstance(leaf, jax.Array):
+        if jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key):
+            leaf = jax.random.key_data(leaf)
+        leaf = leaf.addressable_data(0)  # the state is replicated: any local copy is the whole array
+    return np.ascontiguousarray(np.asarray(leaf))
+
+
+def array_digests(tree) -> dict[str, str]:
+    """{leaf name: SHA-256 of its dtype, shape and bytes} for every array of `tree`."""
+    digests = {}
+    for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]:
+        array = _host_array(leaf)
+        digest = hashlib.sha256(f"{array.dtype.str}{array.shape}".encode())
+        digest.update(array.reshape(-1).view(np.uint8))
+        digests[_leaf_name(path)] = digest.hexdigest()
+    return digests
+
+
+def digest_mismatch(recorded: dict[str, str], tree) -> str | None:
+    """The first array of `tree` whose digest differs from the one recorded at save, in words, or
+    None. Arrays of `tree` must all have been recorded (a reader may restore fewer than saved)."""
+    for name, digest in array_digests(tree).items():
+        if name not in recorded:
+            return f"array {name} has no digest recorded at save"
+        if recorded[name] != digest:
+            return f"array {name} does not match the digest recorded at save (its bytes changed on storage)"
+    return None
+
+
 class CheckpointError(RuntimeError):
     """A checkpoint that is missing, unreadable, or of another architecture."""
+
+
+class ArchitectureMismatch(CheckpointError):
+    """A checkpoint of another architecture than the model: its older steps would mismatch too,
+    so readers never fall back past it."""
+
+
+class CorruptCheckpoint(RuntimeError):
+    """A checkpoint that restored, but whose arrays are not the bytes that were saved."""
 
 
 class CheckpointStore:
@@ -74,7 +124,9 @@ class CheckpointStore:
         return self._manager.latest_step()
 
     def save(self, step: int, state: Any, meta: dict) -> None:
-        """Starts an async save; `wait()` blocks until it is on disk."""
+        """Starts an async save of `state`, and `meta` with the state's array digests added;
+        `wait()` blocks until it is on disk."""
+        meta = {**meta, "digests": array_digests(state)}
         self._manager.save(step, args=ocp.args.Composite(
             **{STATE_ITEM: ocp.args.StandardSave(state), META_ITEM: ocp.args.JsonSave(meta)}), force=True)
 
@@ -86,10 +138,15 @@ class CheckpointStore:
         meta = self.read_meta(step)
         mismatch = describe_shape_mismatch(expected_shapes, meta.get("param_shapes", {}))
         if mismatch:
-            raise CheckpointError(f"checkpoint {self.directory / str(step)} is of another architecture: {mismatch}")
+            raise ArchitectureMismatch(f"checkpoint {self.directory / str(step)} is of another architecture: "
+                                       f"{mismatch}")
         restored = self._manager.restore(step, args=ocp.args.Composite(
-            **{STATE_ITEM: ocp.args.StandardRestore(abstract_state)}))
-        return restored[STATE_ITEM], meta
+            **{STATE_ITEM: ocp.args.StandardRestore(abstract_state)}))[STATE_ITEM]
+        if "digests" in meta:  # checkpoints written before digests were recorded have none
+            corrupt = digest_mismatch(meta["digests"], restored)
+            if corrupt:
+                raise CorruptCheckpoint(f"checkpoint {self.directory / str(step)}: {corrupt}")
+        return restored, meta
 
     def restore_latest_readable(self, abstract_state: Any, expected_shapes: dict) -> tuple[Any, dict] | None:
         """The newest checkpoint that restores, falling back past unreadable ones; None if none exist.
@@ -100,9 +157,9 @@ class CheckpointStore:
         for step in reversed(self.all_steps()):
             try:
                 return self.restore(step, abstract_state, expected_shapes)
-            except CheckpointError:
+            except ArchitectureMismatch:
                 raise
-            except Exception as error:  # orbax raises many types for torn or truncated files
+            except Exception as error:  # orbax raises many types for torn or truncated files; or corrupt
                 aside = self._set_aside(step)
                 logging.warning("checkpoint %s/%d is unreadable (%s: %s); moved to %s, trying the previous one",
                                 self.directory, step, type(error).__name__, str(error)[:300], aside)

@@ -4,9 +4,20 @@ Config files in `configs/` start from `pretraining_config()` and change what dif
 every field is documented once, here. `validate_config` runs before anything is compiled and
 names the offending field and what it accepts.
 """
+import math
+
 import ml_collections
 
+from leaf_ssl.encoders import factory as encoder_factory
+from leaf_ssl.frontends import factory as frontend_factory
+
 ENCODER_DTYPES = ("float32", "bfloat16")
+
+
+class ConfigError(ValueError):
+    """A config field that is unknown, of the wrong type, out of range or not finite; the
+    message names the field."""
+
 NEGATIVES = ("local", "global")
 BATCH_NORM_MODES = ("sync", "per_device")
 
@@ -19,12 +30,9 @@ def pretraining_config() -> ml_collections.ConfigDict:
 
     # Audio frontend: `name` picks the module (leaf | sincnet | sincnet_plus | mel); every other
     # field is a constructor argument of that module (see leaf_ssl/frontends).
-    config.frontend = ml_collections.ConfigDict({"name": "leaf", "n_filters": 40, "init": "mel"})
+    config.frontend = ml_collections.ConfigDict(frontend_config("leaf", n_filters=40, init="mel"))
 
-    # Encoder: `name` (efficientnet_b0 | efficientnet_tiny); other fields are constructor
-    # arguments (width_mult, depth_mult, drop_path_rate, pooling). `dtype` is the encoder's
-    # compute dtype (float32 | bfloat16); the frontend and the loss always run in float32.
-    config.encoder = ml_collections.ConfigDict({"name": "efficientnet_b0", "dtype": "float32"})
+    config.encoder = encoder_config("efficientnet_b0")
 
     config.model = ml_collections.ConfigDict()
     config.model.embedding_dim = 512      # Dense width of the projection head.
@@ -110,10 +118,32 @@ DEMO_FRONTENDS = ("leaf", "sincnet", "sincnet_plus", "mel")
 
 def frontend_config(frontend: str, *, n_filters: int, init: str) -> dict:
     """`config.frontend` for a config file's frontend choice: the fixed mel filterbank with LEAF's
-    settings, or a learnable frontend of `n_filters` with its initialisation."""
+    settings, or a learnable frontend of `n_filters` with its initialisation.
+
+    The compute paths the frontend offers are spelled out ('auto'), so that the documented
+    `--config.frontend.filterbank_impl=...` / `pooling_impl=...` overrides exist on every config."""
     if frontend == "mel":
         return {"name": "mel", "preset": "leaf"}
-    return {"name": frontend, "n_filters": n_filters, "init": init}
+    return {"name": frontend, "n_filters": n_filters, "init": init,
+            **{field: "auto" for field in frontend_factory.COMPUTE_PATH_FIELDS[frontend]}}
+
+
+def encoder_config(name: str, **fields) -> ml_collections.ConfigDict:
+    """`config.encoder`: `name` (efficientnet_b0 | efficientnet_tiny) picks a preset; every other
+    field is a constructor argument, present in every config so that each can be overridden.
+
+    width_mult / depth_mult: None keeps the preset's (B0: 1.0 / 1.0). drop_path_rate: stochastic
+    depth of the last block. pooling: global pooling, max (COLA) or avg. bn_momentum: decay of
+    BatchNorm's running averages. dtype: the encoder's compute dtype (float32 | bfloat16); the
+    frontend and the loss always run in float32.
+    """
+    config = ml_collections.ConfigDict({
+        "name": name, "dtype": "float32",
+        "width_mult": ml_collections.config_dict.placeholder(float),
+        "depth_mult": ml_collections.config_dict.placeholder(float),
+        "drop_path_rate": 0.2, "pooling": "max", "bn_momentum": 0.99})
+    config.update(fields)
+    return config
 
 
 def demo_scale(config: ml_collections.ConfigDict, config_file: str, arg: str | None) -> ml_collections.ConfigDict:
@@ -137,37 +167,54 @@ def demo_scale(config: ml_collections.ConfigDict, config_file: str, arg: str | N
 
 def _check_choice(path: str, value, choices):
     if value not in choices:
-        raise ValueError(f"config.{path}={value!r} is not valid; choose one of {list(choices)}")
+        raise ConfigError(f"config.{path}={value!r} is not valid; choose one of {list(choices)}")
 
 
 def _check_positive(path: str, value, allow_zero: bool = False):
     if not isinstance(value, (int, float)) or isinstance(value, bool):
-        raise TypeError(f"config.{path} must be a number, got {type(value).__name__} {value!r}")
+        raise ConfigError(f"config.{path} must be a number, got {type(value).__name__} {value!r}")
     if value < 0 or (value == 0 and not allow_zero):
         bound = ">= 0" if allow_zero else "> 0"
-        raise ValueError(f"config.{path} must be {bound}, got {value!r}")
+        raise ConfigError(f"config.{path} must be {bound}, got {value!r}")
+
+
+def _check_all_numbers_finite(config, prefix: str = ""):
+    """NaN or inf in any numeric field (frontend and encoder arguments included) is an error:
+    comparisons with NaN are all false, so range checks alone would let it through."""
+    for key, value in config.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, (ml_collections.ConfigDict, dict)):
+            _check_all_numbers_finite(value, prefix=f"{path}.")
+        elif isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"config.{path}={value!r} is not a finite number")
 
 
 def _check_no_unknown_fields(config, reference, prefix: str = ""):
     for key in config.keys():
         path = f"{prefix}{key}"
         if key not in reference:
-            raise ValueError(f"config.{path} is not a known field; known fields here: {sorted(reference.keys())}")
+            raise ConfigError(f"config.{path} is not a known field; known fields here: {sorted(reference.keys())}")
         if isinstance(reference[key], ml_collections.ConfigDict) and key not in ("frontend", "encoder"):
             _check_no_unknown_fields(config[key], reference[key], prefix=f"{path}.")
 
 
 def validate_config(config: ml_collections.ConfigDict, num_devices: int, num_processes: int = 1) -> None:
-    """Raises a ValueError/TypeError naming the first bad field. Call before any compile."""
+    """Raises a ConfigError naming the first bad field. Call before any compile."""
     supervised = "supervised" in config
     _check_no_unknown_fields(config, supervised_config() if supervised else pretraining_config())
+    _check_all_numbers_finite(config)
     if supervised and not config.supervised.task_dir:
-        raise ValueError("config.supervised.task_dir is empty: pass --config.supervised.task_dir=DIR (a folder "
+        raise ConfigError("config.supervised.task_dir is empty: pass --config.supervised.task_dir=DIR (a folder "
                          "with task.json and train-*.tfrecord shards)")
     if "name" not in config.frontend:
-        raise ValueError("config.frontend.name is missing")
+        raise ConfigError("config.frontend.name is missing")
     if "name" not in config.encoder:
-        raise ValueError("config.encoder.name is missing")
+        raise ConfigError("config.encoder.name is missing")
+    for section, make in (("frontend", frontend_factory.make_frontend), ("encoder", encoder_factory.make_encoder)):
+        try:  # the constructors check names, fields and choices without building anything
+            make(config[section])
+        except ValueError as error:
+            raise ConfigError(f"config.{section}: {error}") from error
     _check_choice("encoder.dtype", config.encoder.get("dtype", "float32"), ENCODER_DTYPES)
     _check_choice("model.negatives", config.model.negatives, NEGATIVES)
     _check_choice("model.similarity", config.model.similarity, ("bilinear", "dot"))
@@ -184,15 +231,15 @@ def validate_config(config: ml_collections.ConfigDict, num_devices: int, num_pro
         section, field = path.split(".")
         _check_positive(path, config[section][field], allow_zero=True)
     if config.train.batch_size % num_devices:
-        raise ValueError(f"config.train.batch_size={config.train.batch_size} does not divide over "
+        raise ConfigError(f"config.train.batch_size={config.train.batch_size} does not divide over "
                          f"{num_devices} devices; use a multiple of {num_devices}")
     if config.train.batch_size % num_processes:
-        raise ValueError(f"config.train.batch_size={config.train.batch_size} does not divide over "
+        raise ConfigError(f"config.train.batch_size={config.train.batch_size} does not divide over "
                          f"{num_processes} processes; use a multiple of {num_processes}")
     if config.train.total_steps == 0 and config.train.num_epochs == 0:
-        raise ValueError("config.train.num_epochs and config.train.total_steps are both 0: nothing to train")
+        raise ConfigError("config.train.num_epochs and config.train.total_steps are both 0: nothing to train")
     if not config.data.train_shards and not supervised:
-        raise ValueError("config.data.train_shards is empty: pass --config.data.train_shards=DIR_OR_GLOB")
+        raise ConfigError("config.data.train_shards is empty: pass --config.data.train_shards=DIR_OR_GLOB")
 
 
 FRONTEND_INITS = ("mel", "random")
@@ -206,11 +253,11 @@ def parse_config_arg(arg: str | None, config_file: str, allowed: dict[str, tuple
     """
     values = [v for v in (arg or "").split(",") if v]
     if len(values) > len(allowed):
-        raise ValueError(f"{config_file} takes at most {len(allowed)} argument(s) {list(allowed)}, got {arg!r}")
+        raise ConfigError(f"{config_file} takes at most {len(allowed)} argument(s) {list(allowed)}, got {arg!r}")
     parsed = {}
     for index, (name, choices) in enumerate(allowed.items()):
         value = values[index] if index < len(values) else choices[0]
         if value not in choices:
-            raise ValueError(f"{config_file}: {name}={value!r} is not valid; choose one of {list(choices)}")
+            raise ConfigError(f"{config_file}: {name}={value!r} is not valid; choose one of {list(choices)}")
         parsed[name] = value
     return parsed

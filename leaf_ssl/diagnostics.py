@@ -67,7 +67,8 @@ def describe_first_nonfinite(model: nn.Module, objective, variables: dict, batch
     gradient = _first_nonfinite_leaf(grads, "gradient of params")
     if gradient:
         return gradient
-    return "nothing non-finite when the batch is replayed on one device (a device- or precision-specific overflow?)"
+    return ("the batch, activations, loss and gradients are all finite when replayed on one device: the optimizer's "
+            "update is not (a learning rate that overflows float32?), or the overflow is device- or precision-specific")
 
 
 def host_batch(batch: dict) -> dict:

@@ -34,8 +34,7 @@ import numpy as np
 
 from leaf_ssl import api
 from leaf_ssl.checkpointing import CheckpointError
-from leaf_ssl.data.audio import SAMPLE_RATE, BadAudioError, decode_audio
-from leaf_ssl.probing.tasks import AUDIO_EXTENSIONS
+from leaf_ssl.data.audio import AUDIO_EXTENSIONS, SAMPLE_RATE, BadAudioError, decode_audio
 from leaf_ssl.progress import format_duration
 
 REPORT_NAME = "embed_report.json"

@@ -18,6 +18,7 @@ Exit codes: 0 done; 75 (EX_TEMPFAIL) stopped by SIGTERM/SIGINT after saving a ch
 again to continue; 65 (EX_DATAERR) stopped after `train.max_consecutive_nonfinite` non-finite
 steps, with a message naming the first non-finite input, activation or gradient.
 """
+import contextlib
 import json
 import logging as std_logging
 import sys
@@ -30,7 +31,8 @@ import numpy as np
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from leaf_ssl import checkpointing, configuration, diagnostics, distributed, experiment, preemption, trainer
+from leaf_ssl import (checkpointing, configuration, diagnostics, distributed, experiment, preemption, trainer,
+                      workdir_lock)
 from leaf_ssl.data import pipeline, sharding
 from leaf_ssl.progress import format_duration
 
@@ -52,19 +54,22 @@ class _MetricsLog:
     except once per interval.
     """
 
-    def __init__(self, workdir, total_steps: int, crops_per_step: int):
+    def __init__(self, workdir, total_steps: int, crops_per_step: int, start_step: int):
         self.enabled = jax.process_index() == 0
         self.total_steps = total_steps
         self.crops_per_step = crops_per_step
         self.pending: list[dict] = []
         self.consecutive_nonfinite = 0  # non-finite steps at the end of what was fetched so far
+        self.last_good_step: int | None = None  # the last step whose update was checked finite and applied
         self.history: list[dict] = []
         self.restart_interval()
         self.jsonl = None
         self.summary_writer = None
         if self.enabled:
             import tensorflow as tf  # for TensorBoard event files, and gfile appends to gs://
-            self.jsonl = tf.io.gfile.GFile(str(workdir / "metrics.jsonl"), "a")
+            path = str(workdir / "metrics.jsonl")
+            _drop_records_after(path, start_step)
+            self.jsonl = tf.io.gfile.GFile(path, "a")
             self.summary_writer = tf.summary.create_file_writer(str(workdir / "tensorboard"))
 
     def restart_interval(self) -> None:
@@ -80,28 +85,35 @@ class _MetricsLog:
         if not self.pending:
             return None
         fetched = jax.device_get(self.pending)
-        for metrics in fetched:
-            self.consecutive_nonfinite = 0 if metrics["finite"] else self.consecutive_nonfinite + 1
-        elapsed = time.perf_counter() - self.interval_start
-        steps_per_second = self.timed_steps / max(elapsed, 1e-9)
+        for offset, metrics in enumerate(fetched):
+            if metrics["finite"]:
+                self.consecutive_nonfinite = 0
+                self.last_good_step = step - len(fetched) + offset + 1
+            else:
+                self.consecutive_nonfinite += 1
         record = {key: float(np.mean([m[key] for m in fetched])) for key in fetched[0]}
         record["skipped"] = int(sum(m["finite"] == 0 for m in fetched))
-        record.update(step=step, steps_per_second=steps_per_second,
-                      crops_per_second=steps_per_second * self.crops_per_step)
+        record["step"] = step
+        # No rate when the interval held only the first step (timed apart: it includes compilation).
+        speed = "rate not measured yet"
+        if self.timed_steps:
+            steps_per_second = self.timed_steps / max(time.perf_counter() - self.interval_start, 1e-9)
+            record.update(steps_per_second=steps_per_second, crops_per_second=steps_per_second * self.crops_per_step)
+            eta = format_duration((self.total_steps - step) / steps_per_second)
+            speed = f"{steps_per_second:.2f} steps/s | {record['crops_per_second']:.0f} crops/s | ETA {eta}"
         self.history.append(record)
         self.pending = []
         if self.enabled:
-            eta = (self.total_steps - step) / max(steps_per_second, 1e-9)
-            logging.info("step %d/%d | loss %.4f | acc %.3f | lr %.3g | grad %.3g | %.2f steps/s | %.0f crops/s"
-                         " | skipped %d | ETA %s", step, self.total_steps, record["loss"], record["accuracy"],
-                         record["learning_rate"], record["grad_norm"], steps_per_second,
-                         record["crops_per_second"], record["skipped"], format_duration(eta))
+            logging.info("step %d/%d | loss %.4f | acc %.3f | lr %.3g | grad %.3g | skipped %d | %s", step,
+                         self.total_steps, record["loss"], record["accuracy"], record["learning_rate"],
+                         record["grad_norm"], record["skipped"], speed)
             self.jsonl.write(json.dumps(record) + "\n")
             self.jsonl.flush()
             import tensorflow as tf
             with self.summary_writer.as_default(step=step):
                 for key in ("loss", "accuracy", "learning_rate", "grad_norm", "crops_per_second"):
-                    tf.summary.scalar(key, record[key])
+                    if key in record:
+                        tf.summary.scalar(key, record[key])
         self.restart_interval()
         return record
 
@@ -109,6 +121,26 @@ class _MetricsLog:
         if self.enabled:
             self.jsonl.close()
             self.summary_writer.close()
+
+
+def _drop_records_after(path: str, last_step: int) -> None:
+    """Keeps only the records of steps <= last_step: those logged after the checkpoint a run
+    resumes from are logged again by the resumed run, and each step is recorded once."""
+    import tensorflow as tf
+    if not tf.io.gfile.exists(path):
+        return
+    with tf.io.gfile.GFile(path) as file:
+        lines = file.read().splitlines()
+    kept = []
+    for line in lines:
+        try:
+            if json.loads(line)["step"] <= last_step:
+                kept.append(line)
+        except (ValueError, KeyError, TypeError):  # a line torn by a kill mid-write
+            pass
+    if len(kept) < len(lines):
+        with tf.io.gfile.GFile(path, "w") as file:
+            file.write("".join(line + "\n" for line in kept))
 
 
 def _count_clips(train_shards: str) -> int:
@@ -140,9 +172,36 @@ def run_pretraining(config: ml_collections.ConfigDict, workdir: str | os.PathLik
 def _train(config: ml_collections.ConfigDict, workdir: str | os.PathLike,
            watcher: preemption.PreemptionWatcher) -> list[dict]:
     workdir = checkpointing.resolve_dir(workdir)
-    workdir.mkdir(parents=True, exist_ok=True)
     mesh = trainer.make_mesh()
     configuration.validate_config(config, num_devices=mesh.size, num_processes=jax.process_count())
+    workdir.mkdir(parents=True, exist_ok=True)
+    with _workdir_lock(workdir):
+        return _train_locked(config, workdir, mesh, watcher)
+
+
+@contextlib.contextmanager
+def _workdir_lock(workdir):
+    """Process 0 holds the workdir's lock for the run; every process stops if it cannot."""
+    lock = workdir_lock.WorkdirLock(workdir) if jax.process_index() == 0 else None
+    refused = None
+    if lock is not None:
+        try:
+            lock.acquire()
+        except workdir_lock.WorkdirLocked as error:
+            refused = error
+    if jax.process_count() > 1 and distributed.any_process(refused is not None) and refused is None:
+        refused = workdir_lock.WorkdirLocked(f"process 0 could not lock {workdir}: see its log")
+    if refused is not None:
+        raise refused
+    try:
+        yield
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _train_locked(config: ml_collections.ConfigDict, workdir, mesh,
+                  watcher: preemption.PreemptionWatcher) -> list[dict]:
     config = experiment.resolve_supervised_task(config)
     per_process_batch = config.train.batch_size // jax.process_count()
     crop = experiment.crop_samples(config)
@@ -174,7 +233,8 @@ def _train(config: ml_collections.ConfigDict, workdir: str | os.PathLike,
     batches = experiment.input_batches(config, per_process_batch=per_process_batch, crop_samples=crop, start_batch=start_step)
     train_step = trainer.make_train_step(model, optimizer, schedule, mesh, experiment.train_objective(config))
     crops_per_example = 1 if experiment.is_supervised(config) else 2
-    log = _MetricsLog(workdir, total_steps, crops_per_step=crops_per_example * config.train.batch_size)
+    log = _MetricsLog(workdir, total_steps, crops_per_step=crops_per_example * config.train.batch_size,
+                      start_step=start_step)
     meta = lambda step: {"config": config.to_dict(), "step": step, "data_position": step,
                          "param_shapes": expected_shapes}
 
@@ -226,16 +286,35 @@ def _nonfinite_message(config, log: "_MetricsLog", state, batch, step: int) -> s
     variables = {"params": state.params, "batch_stats": state.batch_stats}
     where = diagnostics.describe_first_nonfinite(
         model, experiment.train_objective(config, data_parallel=False), jax.device_get(variables), diagnostics.host_batch(batch), jax.random.key(step))
+    if log.last_good_step is None:
+        good = "no step of this process's run was applied: the state is the one it started or resumed from"
+    else:
+        good = f"the state is that of step {log.last_good_step}, the last whose update was checked finite"
     return (f"{log.consecutive_nonfinite} consecutive non-finite steps up to step {step} "
             f"(limit config.train.max_consecutive_nonfinite={config.train.max_consecutive_nonfinite}); "
-            f"replaying the last batch: {where}. No update of those steps was applied; "
-            f"the checkpoints in the workdir hold the last good state.")
+            f"replaying the last batch: {where}. No update of those steps was applied: {good}, and no "
+            f"checkpoint holds a state that failed the check.")
 
 
 def _quiet_orbax_info() -> None:
     """Orbax logs several INFO lines per save through absl; keep its warnings and errors only."""
     logging.get_absl_handler().addFilter(
         lambda record: record.levelno >= std_logging.WARNING or "orbax" not in record.pathname)
+
+
+def parse_flags(argv: list[str]) -> list[str]:
+    """absl's flag parsing, with a bad config file argument or override reported in one line
+    (ml_collections would print a traceback) and exit status 2, as for any usage error."""
+    try:
+        return flags.FLAGS(argv)
+    except flags.Error as error:
+        lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+        reason = f"{lines[0]} {lines[-1]}" if len(lines) > 1 else lines[0]
+    except (AttributeError, KeyError) as error:  # config_flags' override of a field the config lacks
+        overrides = [arg.split("=")[0] for arg in argv[1:] if arg.startswith("--config.")]
+        reason = f"no such config field in {' / '.join(overrides)}: {str(error).strip(chr(34))}"
+    print(f"error: {reason}", file=sys.stderr)
+    sys.exit(2)
 
 
 def main(argv):
@@ -251,6 +330,10 @@ def main(argv):
         raise app.UsageError(str(error)) from error
     try:
         run_pretraining(_CONFIG.value, _WORKDIR.value)
+    except (configuration.ConfigError, FileNotFoundError, checkpointing.CheckpointError,
+            workdir_lock.WorkdirLocked) as error:
+        logging.error("%s", error)
+        sys.exit(2)
     except preemption.Preempted as stop:
         logging.warning("%s", stop)
         sys.exit(preemption.EXIT_PREEMPTED)
@@ -261,4 +344,4 @@ def main(argv):
 
 if __name__ == "__main__":
     flags.mark_flags_as_required(["config"])
-    app.run(main)
+    app.run(main, flags_parser=parse_flags)

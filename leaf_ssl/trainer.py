@@ -9,7 +9,8 @@ Each device runs the pmap-style program below on its slice of the global batch:
     grads     = ∇ loss(device batch)                              local gradient
     grads     = pmean(grads, 'data')                              the gradient of the mean loss
     params    = AdamW(params, grads)                              identical on every device
-    skipped   = the update is not applied when loss or gradient norm is not finite
+    skipped   = the update is not applied unless loss, gradient norm and the whole new state
+                (params, optimizer state, batch statistics) are finite
 
 With `negatives='global'` the positives are all-gathered, so the per-device losses are coupled;
 the gather's transpose sends each positive's gradient back to the device that computed it, and
@@ -95,7 +96,7 @@ def make_train_step(model: nn.Module, optimizer: optax.GradientTransformation,
 
     `batch` holds global arrays (global_batch, ...) sharded along 'data' (for COLA 'anchor'
     and 'positive'). Metrics are replicated scalars: loss, accuracy, grad_norm,
-    learning_rate, finite (1.0 when the update was applied).
+    learning_rate, finite (1.0 when the update was applied: the new state is all finite).
     """
 
     def device_step(state: TrainState, batch: dict):
@@ -120,7 +121,10 @@ def make_train_step(model: nn.Module, optimizer: optax.GradientTransformation,
 
         updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
-        finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm) & _tree_all_finite(batch_stats)
+        # Judged on the state the step would produce, not only its inputs: a finite gradient can
+        # still give a non-finite update (a NaN or overflowing learning rate, Adam's moments).
+        finite = (jnp.isfinite(loss) & jnp.isfinite(grad_norm) & _tree_all_finite(batch_stats)
+                  & _tree_all_finite(params) & _tree_all_finite(opt_state))
         keep_new = lambda new, old: jnp.where(finite, new, old)
         new_state = state.replace(
             step=state.step + 1,

@@ -96,7 +96,7 @@ def write_fixture(root):
     soundfile.write(audio / "nested" / "deeper" / "Ytail-_Q2x9k_10.000_12.000.wav", sine(700, 2.0, 16000), 16000)
     soundfile.write(audio / "evalClip_01.WAV", sine(800, 2.0, 16000), 16000)
     (audio / "notes.txt").write_text("not audio")
-    (audio / "song.m4a").write_bytes(b"\0" * 10)
+    (audio / "song.mid").write_bytes(b"\0" * 10)
     (root / "balanced.csv").write_text(BALANCED_CSV)
     (root / "unbalanced.csv").write_text(UNBALANCED_CSV)
     (root / "eval.csv").write_text(EVAL_CSV)
@@ -143,7 +143,7 @@ def test_report_counts_every_case(prepared):
     assert report["unknown_label_mids"] == {"occurrences": 1, "rows": 1, "mids": {"/m/zzzzz": 1}}
     assert {label["name"]: label["clips"] for label in report["label_counts"]} == {
         "Speech": 1, "Music": 2, "Animal": 1, "Dog": 2, "Cat": 1, "Car": 2}
-    assert report["other_files_in_audio_dir"] == {".txt": 1, ".m4a": 1}
+    assert report["other_files_in_audio_dir"] == {".txt": 1, ".mid": 1}
     assert report["shards"]["count"] == 3 and report["shards"]["built"] == 3
     assert json.loads((out / "train_report.json").read_text()) == report
 
@@ -298,7 +298,7 @@ def test_every_documented_naming_finds_the_clip(tmp_path, file_name):
 
 
 @pytest.mark.parametrize("file_name", [
-    "a-_b_c-30_d_31.wav", "a-_b_c-30_d_30_41.wav", "b-_b_c-30_d.wav", "a-_b_c-30.wav", "a-_b_c-30_d.mp4",
+    "a-_b_c-30_d_31.wav", "a-_b_c-30_d_30_41.wav", "b-_b_c-30_d.wav", "a-_b_c-30.wav", "a-_b_c-30_d.txt",
     ".a-_b_c-30_d.wav", "Xa-_b_c-30_d.wav",
 ])
 def test_names_of_other_clips_or_segments_do_not_match(tmp_path, file_name):
@@ -352,9 +352,9 @@ def test_unusable_inputs_are_errors_that_name_the_problem(fixture_dir, tmp_path)
     badly_named = tmp_path / "badly_named"
     badly_named.mkdir()
     soundfile.write(badly_named / "clip 1.wav", sine(440, 1.0, 16000), 16000)
-    (badly_named / "--PJHxphWEs.m4a").write_bytes(b"\0")
+    (badly_named / "--PJHxphWEs.mid").write_bytes(b"\0")
     hint = error_of(audio_dir=badly_named)
-    assert "--PJHxphWEs_30.000.flac" in hint and "Y--PJHxphWEs.wav" in hint and "1 .m4a" in hint
+    assert "--PJHxphWEs_30.000.flac" in hint and "Y--PJHxphWEs.wav" in hint and "1 .mid" in hint
     assert not (tmp_path / "out").exists()  # nothing written before the inputs are known to be usable
 
 

@@ -75,6 +75,29 @@ def test_csv_task_with_several_labels_is_multi_label(tmp_path):
     assert skips.by_reason == {"no label": 1}
 
 
+def test_csv_with_byte_order_mark_extra_fields_and_missing_files(tmp_path):
+    rng = np.random.default_rng(0)
+    for index in range(3):
+        soundfile.write(tmp_path / f"{index}.wav", tone_clip(500.0, 0.3, rng), 16000)
+    # As spreadsheet programs save it: a UTF-8 byte-order mark before the header.
+    (tmp_path / "labels.csv").write_text("path,label,split\n0.wav,dog,train\n1.wav,cat,train\n2.wav,dog,test\n"
+                                         "gone.wav,cat,train\n1.wav,cat,extra,train\n", encoding="utf-8-sig")
+    assert (tmp_path / "labels.csv").read_bytes().startswith(b"\xef\xbb\xbf")
+    task = tasks.resolve_task(f"csv:{tmp_path / 'labels.csv'}")
+    skips = tasks.SkipLog()
+    assert [clip.id for clip in task.clips("train", skips)] == ["0.wav", "1.wav"]
+    assert {item["item"]: item["reason"] for item in skips.items} == {
+        "line 6: 1.wav": "more fields than the header (an unquoted comma?)", "gone.wav": "file not found"}
+
+
+def test_empty_class_folder_is_reported(tmp_path):
+    root = write_tone_task(tmp_path / "tones", train_per_class=2, test_per_class=1)
+    (root / "train" / "silent_class").mkdir()
+    skips = tasks.SkipLog()
+    list(tasks.resolve_task(f"folder:{root}").clips("train", skips))
+    assert {item["item"]: item["reason"] for item in skips.items} == {"train/silent_class/": "empty class folder"}
+
+
 def test_demo_task_by_prefix_or_data_dir(tiny_corpus):
     by_prefix = tasks.resolve_task(f"demo:{tiny_corpus}/keyword")
     by_data_dir = tasks.resolve_task("keyword", data_dir=str(tiny_corpus))

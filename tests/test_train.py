@@ -107,6 +107,10 @@ def test_missing_data_is_a_clear_error(tmp_path):
     ("train.batch_size", 12, "does not divide over 8 devices"),
     ("train.base_learning_rate", -1.0, "train.base_learning_rate must be > 0"),
     ("model.embedding_dim", 0, "model.embedding_dim must be > 0"),
+    ("train.base_learning_rate", float("nan"), "config.train.base_learning_rate=nan is not a finite number"),
+    ("train.weight_decay", float("inf"), "config.train.weight_decay=inf is not a finite number"),
+    ("data.noise_std", float("-inf"), "config.data.noise_std=-inf is not a finite number"),
+    ("frontend.pcen_alpha", float("nan"), "config.frontend.pcen_alpha=nan is not a finite number"),
 ])
 def test_config_validation_names_the_field(field, value, message):
     config = tiny_config("leaf")

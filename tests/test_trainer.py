@@ -146,3 +146,22 @@ def test_non_finite_batch_is_skipped_and_counted(mesh, leaf_setup):
     assert int(state.skipped_steps) == 1 and int(state.step) == 1
     jax.tree.map(np.testing.assert_array_equal, initial.params, jax.device_get(state.params))
     jax.tree.map(np.testing.assert_array_equal, initial.batch_stats, jax.device_get(state.batch_stats))
+
+
+def test_a_finite_gradient_with_a_non_finite_update_is_not_applied(mesh):
+    """A NaN learning rate: loss and gradient are finite, the update is NaN; the step must
+    keep the old parameters, optimizer state and batch statistics."""
+    config = tiny_config("leaf")
+    model = experiment.build_model(config)
+    crop = experiment.crop_samples(config)
+    optimizer = optax.chain(optax.scale_by_adam(), optax.scale(float("nan")))
+    state = trainer.create_train_state(model, optimizer, seed=0, crop_samples=crop, mesh=mesh)
+    initial = jax.device_get(state)
+    step = trainer.make_train_step(model, optimizer, optax.constant_schedule(float("nan")), mesh,
+                                   experiment.train_objective(config))
+    state, metrics = step(state, _batch(mesh, config))
+    assert np.isfinite(float(metrics["loss"])) and np.isfinite(float(metrics["grad_norm"]))
+    assert float(metrics["finite"]) == 0.0 and int(state.skipped_steps) == 1
+    for before, after in [(initial.params, state.params), (initial.opt_state, state.opt_state),
+                          (initial.batch_stats, state.batch_stats)]:
+        jax.tree.map(np.testing.assert_array_equal, before, jax.device_get(after))

@@ -14,6 +14,10 @@ integer samples             fixed: scaled by the dtype's full range
 truncated file              a truncated PCM wav: the frames still there are used; a header
                             or a compressed stream (flac, ogg) that cannot be decoded
                             raises `BadAudioError(reason='unreadable: ...')`
+m4a, opus, webm, mp3, ...   (`FFMPEG_EXTENSIONS`) what libsndfile cannot read of these is
+                            decoded by ffmpeg when it is installed (`launch/setup.sh`
+                            installs it); without it, `BadAudioError(reason='unreadable:
+                            ...')` names the package
 missing / not audio         `BadAudioError(reason='unreadable: ...')`
 zero samples                `BadAudioError(reason='empty')`
 NaN or Inf samples          `BadAudioError(reason='non-finite samples')`: such a file is
@@ -26,6 +30,8 @@ from __future__ import annotations
 
 import math
 import os
+import shutil
+import subprocess
 from typing import BinaryIO, Union
 
 import numpy as np
@@ -36,6 +42,12 @@ SAMPLE_RATE = 16000
 """The sample rate of every waveform in the project, in Hz."""
 
 AudioSource = Union[str, os.PathLike, BinaryIO]
+
+FFMPEG_EXTENSIONS = frozenset({".m4a", ".mp4", ".aac", ".opus", ".webm", ".mp3", ".oga", ".wma", ".mka"})
+"""Containers and codecs of audio downloaders that libsndfile may not read; ffmpeg does."""
+AUDIO_EXTENSIONS = frozenset({f".{fmt.lower()}" for fmt in soundfile.available_formats()} | FFMPEG_EXTENSIONS)
+"""The file extensions every folder reader of the project treats as audio."""
+SOUNDFILE_ERRORS = (soundfile.LibsndfileError, RuntimeError, TypeError, ValueError, EOFError)
 
 
 class BadAudioError(ValueError):
@@ -61,9 +73,38 @@ def decode_audio(source: AudioSource) -> np.ndarray:
     name = os.fspath(source) if isinstance(source, (str, os.PathLike)) else repr(source)
     try:
         samples, sample_rate = soundfile.read(source, dtype="float32", always_2d=True)
-    except (soundfile.LibsndfileError, RuntimeError, TypeError, ValueError, EOFError) as error:
-        raise BadAudioError(name, f"unreadable: {error}") from error
+    except SOUNDFILE_ERRORS as error:
+        if not needs_ffmpeg(name):
+            raise BadAudioError(name, f"unreadable: {error}") from error
+        return prepare_waveform(decode_with_ffmpeg(name, soundfile_error=error), SAMPLE_RATE, source=name)
     return prepare_waveform(samples, sample_rate, source=name)
+
+
+def needs_ffmpeg(name: str) -> bool:
+    """Whether a file libsndfile failed on is one for ffmpeg (m4a, opus, webm...): formats that
+    libsndfile reads itself (wav, flac, ogg) are not retried, so a broken one stays broken."""
+    return os.path.splitext(name)[1].lower() in FFMPEG_EXTENSIONS
+
+
+def decode_with_ffmpeg(path: str, soundfile_error: Exception) -> np.ndarray:
+    """The file as 16 kHz mono float32 samples decoded by ffmpeg: the fallback for what libsndfile
+    cannot read (`soundfile_error`, quoted when ffmpeg cannot either).
+
+    Raises:
+      BadAudioError: ffmpeg is not installed, or it cannot decode the file either.
+    """
+    ffmpeg = shutil.which("ffmpeg")
+    if ffmpeg is None:
+        raise BadAudioError(path, f"unreadable: libsndfile cannot read it ({soundfile_error}) and ffmpeg, which "
+                                  f"decodes m4a/opus/webm/mp3, is not installed (apt-get install ffmpeg)")
+    command = [ffmpeg, "-nostdin", "-v", "error", "-i", path, "-vn", "-ac", "1", "-ar", str(SAMPLE_RATE),
+               "-f", "f32le", "-"]
+    result = subprocess.run(command, capture_output=True)
+    if result.returncode != 0:
+        reason = result.stderr.decode("utf-8", errors="replace").strip().splitlines()
+        raise BadAudioError(path, f"unreadable: libsndfile: {soundfile_error}; ffmpeg: "
+                                  f"{reason[-1] if reason else 'exit ' + str(result.returncode)}")
+    return np.frombuffer(result.stdout, dtype="<f4").astype(np.float32)
 
 
 def prepare_waveform(samples: np.ndarray, sample_rate: int, *, source: str = "<array>") -> np.ndarray:

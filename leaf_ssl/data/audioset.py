@@ -10,7 +10,7 @@
    index, mid and name. A row's MIDs missing from the ontology are dropped and counted.
 2. Rows: the CSVs' rows in the order given; a row whose clip (YTID and start) came before is a
    duplicate and is dropped (the first one is kept).
-3. Files: one walk of --audio_dir indexes every .wav/.flac/.ogg; each row looks up the names a
+3. Files: one walk of --audio_dir indexes every audio file (wav, flac, ogg; m4a, opus, webm through ffmpeg); each row looks up the names a
    downloader may have given its clip (`audioset_files`: <ytid>, <ytid>_<start>,
    <ytid>_<start>_<end>, each optionally with a 'Y' prefix). Rows without a file are missing.
 4. Shards: the k-th clip found (in row order) goes to shard k mod N, and one worker process
@@ -46,9 +46,7 @@ deleted at the start, so that ``OUT/{split}-*.tfrecord`` always names one consis
 from __future__ import annotations
 
 import argparse
-import concurrent.futures
 import logging
-import multiprocessing
 import os
 import re
 import sys
@@ -58,13 +56,14 @@ from typing import Sequence
 
 import tensorflow as tf
 
-from leaf_ssl.data.audio import SAMPLE_RATE
-from leaf_ssl.data.audioset_files import AUDIO_EXTENSIONS, AudioFileIndex
+from leaf_ssl.data.audio import AUDIO_EXTENSIONS, SAMPLE_RATE
+from leaf_ssl.data.audioset_files import AudioFileIndex
 from leaf_ssl.data.audioset_metadata import (AudioSetError, Label, Segment, labels_document, read_ontology,
                                              read_segments)
-from leaf_ssl.data.audioset_shards import (REPORTS_FOLDER, ClipPlan, ShardJob, build_shard, finished_shard_report,
-                                           plan_shard, read_json, write_json)
-from leaf_ssl.data.records import COUNT_SUFFIX, SHARD_SUFFIX, shard_name
+from leaf_ssl.data.audioset_shards import (REPORTS_FOLDER, ClipPlan, build_shards, delete_stale_shards,
+                                           finished_shard_report, merge_shard_reports, plan_shard, read_json,
+                                           write_json)
+from leaf_ssl.data.records import SHARD_SUFFIX, shard_name
 
 logger = logging.getLogger(__name__)
 
@@ -76,7 +75,6 @@ REPORT_SUFFIX = "_report.json"
 PROBE_SPLITS = ("train", "test")  # the split names the probe's task reader (DemoTask) looks for
 SPLIT_NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 MAX_LISTED_UNKNOWN_MIDS = 20
-PROGRESS_INTERVAL_SECONDS = 0.5
 
 
 def prepare_audioset(
@@ -143,7 +141,7 @@ def prepare_audioset(
     if reused:
         logger.info("reusing %d finished shard(s) of %d", reused, num_shards)
     workers = min(workers or len(os.sched_getaffinity(0)), max(len(to_build), 1))
-    shard_reports.update(zip((job.name for job in to_build), _build_shards(to_build, workers, split_name, progress)))
+    shard_reports.update(zip((job.name for job in to_build), build_shards(to_build, workers, f"AudioSet {split_name}", progress)))
 
     report = {
         "split": split_name,
@@ -157,7 +155,7 @@ def prepare_audioset(
         "clips_found": len(found),
         "rows_with_several_files": rows_with_several_files,
         "missing": {"count": len(missing), "list": f"{split_name}_missing_ytids.txt"},
-        **_merge_shard_reports([shard_reports[job.name] for job in jobs], labels),
+        **merge_shard_reports([shard_reports[job.name] for job in jobs], labels),
         "shards": {"count": num_shards, "built": len(to_build), "reused": reused,
                    "build_seconds": round(time.monotonic() - started, 1)},
         "other_files_in_audio_dir": dict(files.other_extensions.most_common()),
@@ -211,7 +209,7 @@ def _nothing_found_message(files: AudioFileIndex, segments: list[Segment]) -> st
         f"no file under {files.root!r} matches any of the {len(segments)} segments. Clips must be named after "
         f"their YouTube id, e.g. for {example.ytid} at {example.start_text} s: {example.ytid}.wav, "
         f"{example.ytid}_{example.start_text}.flac, {example.ytid}_{example.start_text}_{example.end_text}.ogg "
-        f"or Y{example.ytid}.wav (extensions {', '.join(AUDIO_EXTENSIONS)}). The folder holds {files.num_files} "
+        f"or Y{example.ytid}.wav (extensions {', '.join(sorted(AUDIO_EXTENSIONS))}). The folder holds {files.num_files} "
         f"audio file(s) with other names"
     )
     if files.other_extensions:
@@ -230,17 +228,7 @@ def _prepare_out_dir(out_dir: str, split_name: str, num_shards: int, labels: lis
                             f"ontology. Use another --out, or delete it to start over")
     if existing != document:
         write_json(labels_path, document)
-    # Another shard count's files would be picked up by 'OUT/train-*' next to the new ones; partial files
-    # are leftovers of an interrupted run.
-    name = re.escape(split_name)
-    ours = re.compile(rf"{name}-\d{{5}}-of-(?P<count>\d{{5}})({re.escape(SHARD_SUFFIX)}({re.escape(COUNT_SUFFIX)})?"
-                      rf"|\.json)(?P<partial>\.partial)?")
-    for folder in (out_dir, os.path.join(out_dir, REPORTS_FOLDER)):
-        for entry in tf.io.gfile.listdir(folder):
-            match = ours.fullmatch(entry)
-            if match and (int(match["count"]) != num_shards or match["partial"]):
-                logger.info("deleting stale %s", os.path.join(folder, entry))
-                tf.io.gfile.remove(os.path.join(folder, entry))
+    delete_stale_shards(out_dir, split_name, num_shards)
 
 
 def write_task_json(out_dir: str, labels: list[Label]) -> None:
@@ -275,117 +263,6 @@ def write_task_json(out_dir: str, labels: list[Label]) -> None:
         "splits": splits,
     }
     write_json(os.path.join(out_dir, TASK_FILE), task)
-
-
-def _build_shards(jobs: list[ShardJob], workers: int, split_name: str, progress: bool) -> list[dict]:
-    """Builds the shards, in this process when one worker suffices, else in a process pool."""
-    meter = _Progress(split_name, sum(len(job.clips) for job in jobs), len(jobs), enabled=progress)
-    if workers == 1:
-        reports = []
-        for job in jobs:
-            reports.append(build_shard(job, meter.count_clip))
-            meter.count_shard()
-        meter.finish()
-        return reports
-    # "spawn": the parent has TensorFlow loaded, whose threads make fork unsafe.
-    context = multiprocessing.get_context("spawn")
-    clips_done = context.Value("q", 0)
-    with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context, initializer=_share_clip_counter,
-                                                initargs=(clips_done,)) as pool:
-        futures = [pool.submit(_build_shard_in_worker, job) for job in jobs]
-        pending = set(futures)
-        try:
-            while pending:
-                done, pending = concurrent.futures.wait(pending, PROGRESS_INTERVAL_SECONDS,
-                                                        concurrent.futures.FIRST_COMPLETED)
-                for future in done:
-                    future.result()  # a worker's error stops the build now, not after every shard
-                meter.show(clips_done.value, len(futures) - len(pending))
-        except BaseException:
-            pool.shutdown(wait=False, cancel_futures=True)
-            raise
-    meter.finish()
-    return [future.result() for future in futures]
-
-
-_clip_counter = None  # in worker processes: the parent's shared count of clips processed
-
-
-def _share_clip_counter(counter) -> None:
-    global _clip_counter
-    _clip_counter = counter
-
-
-def _build_shard_in_worker(job: ShardJob) -> dict:
-    return build_shard(job, _count_clip_in_worker)
-
-
-def _count_clip_in_worker() -> None:
-    with _clip_counter.get_lock():
-        _clip_counter.value += 1
-
-
-def _merge_shard_reports(shard_reports: list[dict], labels: list[Label]) -> dict:
-    """Totals over shards (in shard order, so the result does not depend on which run built which)."""
-    corrupt = [item for report in shard_reports for item in report["corrupt"]]
-    too_short = [item for report in shard_reports for item in report["too_short"]]
-    seconds = sum(report["seconds"] for report in shard_reports)
-    label_counts = Counter()
-    for report in shard_reports:
-        label_counts.update({int(index): count for index, count in report["label_counts"].items()})
-    return {
-        "corrupt": {"count": len(corrupt), "by_reason": dict(Counter(item["reason"].split(":")[0] for item in corrupt)),
-                    "files": corrupt},
-        "too_short": {"count": len(too_short), "clips": too_short},
-        "cut_to_segment": sum(report["cut_to_segment"] for report in shard_reports),
-        "written": {"clips": sum(report["written"] for report in shard_reports), "seconds": round(seconds, 1),
-                    "hours": round(seconds / 3600, 3)},
-        "label_counts": [{**labels[index]._asdict(), "clips": count} for index, count in sorted(label_counts.items())],
-    }
-
-
-class _Progress:
-    """One self-overwriting progress line with ETA on stderr (a plain line per 10% when not a terminal)."""
-
-    def __init__(self, split_name: str, total_clips: int, total_shards: int, enabled: bool):
-        self.split_name, self.total_clips, self.total_shards = split_name, total_clips, total_shards
-        self.enabled = enabled and total_shards > 0
-        self.clips = self.shards = self.last_decile = 0
-        self.started = self.last_shown = time.monotonic()
-        self.interactive = sys.stderr.isatty()
-
-    def count_clip(self) -> None:
-        self.show(self.clips + 1, self.shards)
-
-    def count_shard(self) -> None:
-        self.show(self.clips, self.shards + 1)
-
-    def show(self, clips: int, shards: int) -> None:
-        self.clips, self.shards = clips, shards
-        if not self.enabled:
-            return
-        now = time.monotonic()
-        elapsed = now - self.started
-        eta = _duration(elapsed / clips * (self.total_clips - clips)) if clips else "?"
-        line = (f"AudioSet {self.split_name}: {clips}/{self.total_clips} clips, {shards}/{self.total_shards} "
-                f"shards, {_duration(elapsed)}, ETA {eta}")
-        decile = clips * 10 // max(self.total_clips, 1)
-        if self.interactive and (now - self.last_shown >= PROGRESS_INTERVAL_SECONDS or shards == self.total_shards):
-            self.last_shown = now
-            print("\r" + line, end="", file=sys.stderr, flush=True)
-        elif not self.interactive and (decile > self.last_decile or shards == self.total_shards):
-            self.last_decile = decile
-            print(line, file=sys.stderr, flush=True)
-
-    def finish(self) -> None:
-        if self.enabled and self.interactive:
-            print(file=sys.stderr)
-
-
-def _duration(seconds: float) -> str:
-    if seconds < 90:
-        return f"{seconds:.0f} s"
-    return f"{seconds / 60:.1f} min" if seconds < 90 * 60 else f"{seconds / 3600:.1f} h"
 
 
 def summary_lines(report: dict, out_dir: str) -> list[str]:

@@ -1,6 +1,7 @@
 """Finding each AudioSet segment's downloaded file, whatever naming the downloader used.
 
-Accepted names (extension .wav, .flac or .ogg, any case, at any depth below the audio folder),
+Accepted names (any audio extension of `leaf_ssl.data.audio.AUDIO_EXTENSIONS` (wav, flac, ogg, and
+through ffmpeg m4a, opus, webm...), any case, at any depth below the audio folder),
 shown for YTID ``--PJHxphWEs`` and segment 30.000-40.000:
 
 * ``--PJHxphWEs.wav``                    the YouTube id alone;
@@ -22,9 +23,9 @@ from __future__ import annotations
 import os
 from collections import Counter, defaultdict
 
+from leaf_ssl.data.audio import AUDIO_EXTENSIONS
 from leaf_ssl.data.audioset_metadata import Segment, compact_seconds
 
-AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg")
 DOWNLOADER_PREFIX = "Y"
 
 

@@ -13,21 +13,32 @@ video, and only the segment's frames [start, end) are read from it; any other fi
 """
 from __future__ import annotations
 
+import concurrent.futures
 import hashlib
 import json
+import logging
+import multiprocessing
 import os
+import re
+import sys
+import time
 from collections import Counter
-from typing import Callable, NamedTuple
+from typing import Callable, NamedTuple, Sequence
 
 import numpy as np
 import soundfile
 import tensorflow as tf
 
-from leaf_ssl.data.audio import SAMPLE_RATE, BadAudioError, prepare_waveform
-from leaf_ssl.data.records import SHARD_SUFFIX, read_record_count, serialize_clip, write_record_count
+from leaf_ssl.data.audio import (SAMPLE_RATE, SOUNDFILE_ERRORS, BadAudioError, decode_with_ffmpeg, needs_ffmpeg,
+                                 prepare_waveform)
+from leaf_ssl.progress import format_duration
+from leaf_ssl.data.records import COUNT_SUFFIX, SHARD_SUFFIX, read_record_count, serialize_clip, write_record_count
+
+logger = logging.getLogger(__name__)
 
 SHARD_REPORT_FORMAT = 1  # bump when a shard's content would change for the same plan
 REPORTS_FOLDER = "reports"
+PROGRESS_INTERVAL_SECONDS = 0.5
 WHOLE_VIDEO_MARGIN_SECONDS = 1.0
 """A file this much longer than its segment holds the whole video: only the segment is read."""
 
@@ -139,8 +150,13 @@ def read_segment(path: str, start: float, end: float) -> tuple[np.ndarray, bool]
                 samples = sound.read(round((end - start) * rate), dtype="float32", always_2d=True)
             else:
                 samples = sound.read(dtype="float32", always_2d=True)
-    except (soundfile.LibsndfileError, RuntimeError, TypeError, ValueError, EOFError) as error:
-        raise BadAudioError(path, f"unreadable: {error}") from error  # the exceptions decode_audio treats alike
+    except SOUNDFILE_ERRORS as error:  # m4a, opus, webm...: ffmpeg decodes the whole file, then it is cut
+        if not needs_ffmpeg(path):
+            raise BadAudioError(path, f"unreadable: {error}") from error
+        rate, samples = SAMPLE_RATE, decode_with_ffmpeg(path, soundfile_error=error)
+        whole_video = samples.shape[0] > (end - start + WHOLE_VIDEO_MARGIN_SECONDS) * rate
+        if whole_video:
+            samples = samples[round(start * rate):round(end * rate)]
     if whole_video and samples.shape[0] == 0:
         return np.zeros(0, np.float32), True  # the video ends before the segment starts: a clip of 0 s
     return prepare_waveform(samples, rate, source=path), whole_video
@@ -161,3 +177,130 @@ def write_json(path: str, value) -> None:
     with tf.io.gfile.GFile(path + ".partial", "w") as file:
         file.write(json.dumps(value, indent=2) + "\n")
     tf.io.gfile.rename(path + ".partial", path, overwrite=True)
+
+
+def delete_stale_shards(out_dir: str, split_name: str, num_shards: int) -> None:
+    """Deletes the split's shards, sidecars and reports of another shard count, and partial files.
+
+    Another shard count's files would be picked up by 'OUT/train-*' next to the new ones; partial
+    files are leftovers of an interrupted run.
+    """
+    name = re.escape(split_name)
+    ours = re.compile(rf"{name}-\d{{5}}-of-(?P<count>\d{{5}})({re.escape(SHARD_SUFFIX)}({re.escape(COUNT_SUFFIX)})?"
+                      rf"|\.json)(?P<partial>\.partial)?")
+    tf.io.gfile.makedirs(os.path.join(out_dir, REPORTS_FOLDER))
+    for folder in (out_dir, os.path.join(out_dir, REPORTS_FOLDER)):
+        for entry in tf.io.gfile.listdir(folder):
+            match = ours.fullmatch(entry)
+            if match and (int(match["count"]) != num_shards or match["partial"]):
+                logger.info("deleting stale %s", os.path.join(folder, entry))
+                tf.io.gfile.remove(os.path.join(folder, entry))
+
+
+def build_shards(jobs: list[ShardJob], workers: int, title: str, progress: bool) -> list[dict]:
+    """Builds the shards, in this process when one worker suffices, else in a process pool."""
+    meter = _Progress(title, sum(len(job.clips) for job in jobs), len(jobs), enabled=progress)
+    if workers == 1:
+        reports = []
+        for job in jobs:
+            reports.append(build_shard(job, meter.count_clip))
+            meter.count_shard()
+        meter.finish()
+        return reports
+    # "spawn": the parent has TensorFlow loaded, whose threads make fork unsafe.
+    context = multiprocessing.get_context("spawn")
+    clips_done = context.Value("q", 0)
+    with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context, initializer=_share_clip_counter,
+                                                initargs=(clips_done,)) as pool:
+        futures = [pool.submit(_build_shard_in_worker, job) for job in jobs]
+        pending = set(futures)
+        try:
+            while pending:
+                done, pending = concurrent.futures.wait(pending, PROGRESS_INTERVAL_SECONDS,
+                                                        concurrent.futures.FIRST_COMPLETED)
+                for future in done:
+                    future.result()  # a worker's error stops the build now, not after every shard
+                meter.show(clips_done.value, len(futures) - len(pending))
+        except BaseException:
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+    meter.finish()
+    return [future.result() for future in futures]
+
+
+_clip_counter = None  # in worker processes: the parent's shared count of clips processed
+
+
+def _share_clip_counter(counter) -> None:
+    global _clip_counter
+    _clip_counter = counter
+
+
+def _build_shard_in_worker(job: ShardJob) -> dict:
+    return build_shard(job, _count_clip_in_worker)
+
+
+def _count_clip_in_worker() -> None:
+    with _clip_counter.get_lock():
+        _clip_counter.value += 1
+
+
+def merge_shard_reports(shard_reports: list[dict], labels: Sequence[NamedTuple]) -> dict:
+    """Totals over shards (in shard order, so the result does not depend on which run built which);
+    `labels[i]` describes class index i (its fields are copied into the label counts)."""
+    corrupt = [item for report in shard_reports for item in report["corrupt"]]
+    too_short = [item for report in shard_reports for item in report["too_short"]]
+    seconds = sum(report["seconds"] for report in shard_reports)
+    label_counts = Counter()
+    for report in shard_reports:
+        label_counts.update({int(index): count for index, count in report["label_counts"].items()})
+    return {
+        "corrupt": {"count": len(corrupt), "by_reason": dict(Counter(item["reason"].split(":")[0] for item in corrupt)),
+                    "files": corrupt},
+        "too_short": {"count": len(too_short), "clips": too_short},
+        "cut_to_segment": sum(report["cut_to_segment"] for report in shard_reports),
+        "written": {"clips": sum(report["written"] for report in shard_reports), "seconds": round(seconds, 1),
+                    "hours": round(seconds / 3600, 3)},
+        "label_counts": [{**labels[index]._asdict(), "clips": count} for index, count in sorted(label_counts.items())],
+    }
+
+
+class _Progress:
+    """One self-overwriting progress line with ETA on stderr (a plain line per 10% when not a terminal)."""
+
+    def __init__(self, title: str, total_clips: int, total_shards: int, enabled: bool):
+        self.title, self.total_clips, self.total_shards = title, total_clips, total_shards
+        self.enabled = enabled and total_shards > 0
+        self.clips = self.shards = self.last_decile = 0
+        self.started = self.last_shown = time.monotonic()
+        self.interactive = sys.stderr.isatty()
+
+    def count_clip(self) -> None:
+        self.show(self.clips + 1, self.shards)
+
+    def count_shard(self) -> None:
+        self.show(self.clips, self.shards + 1)
+
+    def show(self, clips: int, shards: int) -> None:
+        self.clips, self.shards = clips, shards
+        if not self.enabled:
+            return
+        now = time.monotonic()
+        elapsed = now - self.started
+        eta = format_duration(elapsed / clips * (self.total_clips - clips)) if clips else "?"
+        line = (f"{self.title}: {clips}/{self.total_clips} clips, {shards}/{self.total_shards} "
+                f"shards, {format_duration(elapsed)}, ETA {eta}")
+        decile = clips * 10 // max(self.total_clips, 1)
+        if self.interactive and (now - self.last_shown >= PROGRESS_INTERVAL_SECONDS or shards == self.total_shards):
+            self.last_shown = now
+            print("\r" + line, end="", file=sys.stderr, flush=True)
+        elif not self.interactive and (decile > self.last_decile or shards == self.total_shards):
+            self.last_decile = decile
+            print(line, file=sys.stderr, flush=True)
+
+    def finish(self) -> None:
+        if self.enabled and self.interactive:
+            print(file=sys.stderr)
+
+
+

@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 import os
 from collections import Counter
-from typing import Iterable, Iterator, NamedTuple, Sequence
+from typing import Callable, Iterable, Iterator, NamedTuple, Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -139,11 +139,17 @@ class ShardWriter:
         self.written = 0
         self.skipped: Counter[str] = Counter()
 
-    def write(self, clip_id: str, waveform: np.ndarray, labels: Sequence[int] = ()) -> bool:
-        """Writes one clip to the next shard; returns False (and counts it) if it was rejected."""
+    def write(self, clip_id: str, waveform: np.ndarray | Callable[[], np.ndarray], labels: Sequence[int] = ()) -> bool:
+        """Writes one clip to the next shard; returns False (and counts it) if it was rejected.
+
+        `waveform` may be a function that decodes it (e.g. `lambda: decode_audio(path)`): a
+        decoding error (`BadAudioError`, any ValueError or OSError) is then a counted skip too.
+        """
         try:
+            if callable(waveform):
+                waveform = waveform()
             record = serialize_clip(clip_id, waveform, labels)
-        except (ValueError, TypeError) as error:
+        except (ValueError, TypeError, OSError) as error:
             self.skipped[str(error)] += 1
             logger.warning("skipping clip %r: %s", clip_id, error)
             return False
@@ -178,7 +184,9 @@ def write_shards(
     prefix: str,
     num_shards: int,
 ) -> ShardWriter:
-    """Writes (id, waveform, labels) clips to shards; returns the closed writer for its counts."""
+    """Writes (id, waveform or decoder, labels) clips to shards; returns the closed writer for its
+    counts. Pass decoders (`lambda: decode_audio(path)`), not decoded waveforms, when a file may be
+    bad: an error raised inside the `clips` generator itself ends it, and with it the shards."""
     with ShardWriter(out_dir, prefix, num_shards) as writer:
         for clip_id, waveform, labels in clips:
             writer.write(clip_id, waveform, labels)

@@ -52,7 +52,9 @@ def make_encoder(cfg: Mapping[str, Any], dtype: Any = None) -> EfficientNet:
     Raises:
       ValueError: for an unknown encoder name, config field or dtype.
     """
-    fields = dict(cfg.to_dict() if hasattr(cfg, "to_dict") else cfg)
+    # None (a config's unset width_mult / depth_mult) means "the preset's value".
+    fields = {key: value for key, value in (cfg.to_dict() if hasattr(cfg, "to_dict") else cfg).items()
+              if value is not None}
     encoder_name = fields.pop("name", None)
     if encoder_name not in ENCODERS:
         raise ValueError(f"unknown encoder name {encoder_name!r}; valid names: {sorted(ENCODERS)}")
@@ -64,9 +66,6 @@ def make_encoder(cfg: Mapping[str, Any], dtype: Any = None) -> EfficientNet:
     kwargs = {**ENCODERS[encoder_name], **fields}
     if dtype is not None:
         kwargs["dtype"] = dtype
-    # A config may carry dtype=None to mean "the module default" (float32).
-    if kwargs.get("dtype") is not None:
+    if "dtype" in kwargs:
         kwargs["dtype"] = _resolve_dtype(kwargs["dtype"])
-    else:
-        kwargs.pop("dtype", None)
     return EfficientNet(**kwargs)

@@ -47,6 +47,11 @@ _CHOICES = MappingProxyType({
 })
 
 
+# The fields that choose between equivalent compute paths (same outputs to float32 rounding).
+COMPUTE_PATH_FIELDS = MappingProxyType({
+    name: tuple(field for field in choices if field.endswith("_impl")) for name, choices in _CHOICES.items()})
+
+
 def frontend_presets(name: str) -> Mapping[str, Mapping[str, object]]:
     """Presets of frontend `name`: preset name -> constructor arguments (empty if it has none).
 

@@ -4,8 +4,10 @@ Accepted `--ckpt` forms:
 
 * a run's workdir (holding `checkpoints/`), its `checkpoints/` folder, or one step folder
   `checkpoints/<step>`. For the first two the newest step is used; a step that cannot be read
-  (interrupted write, truncated files) is skipped with a warning and the previous one is used.
-  A step folder named explicitly is used as is, and an unreadable one is an error.
+  (interrupted write, truncated files, arrays that do not match their saved digests) is skipped
+  with a warning and the previous one is used. A step that vanishes while it is read (a
+  running trainer rotated it away) is no failure: the steps are listed again and the newest
+  is read. A step folder named explicitly is used as is, and an unreadable one is an error.
 * `random:<config file>[:<args>]`, e.g. `random:configs/demo.py:leaf,random`: the untrained
   floor. Its variables are exactly those a training run of that config starts from (same seed,
   same key split as `trainer.create_train_state`).
@@ -86,22 +88,36 @@ def load_frozen_model(spec: str) -> FrozenModel:
     if _is_step_folder(path):
         return _restore_step(path)
     checkpoints = path / "checkpoints" if (path / "checkpoints").is_dir() else path
-    steps = sorted((p for p in checkpoints.iterdir() if _is_step_folder(p)), key=lambda p: int(p.name),
-                   reverse=True) if checkpoints.is_dir() else []
-    if not steps:
+    failures, tried = [], set()
+    while True:
+        untried = [step_dir for step_dir in _step_folders(checkpoints) if step_dir not in tried]
+        if not untried:
+            break
+        step_dir = untried[0]
+        tried.add(step_dir)
+        try:
+            return _restore_step(step_dir)
+        except checkpointing.ArchitectureMismatch:
+            raise
+        except checkpointing.CheckpointError as error:
+            if not step_dir.exists():
+                logger.info("checkpoint %s was removed while it was read (rotated by its trainer); listing again",
+                            step_dir)
+                continue
+            failures.append(str(error))
+            logger.warning("%s; trying the previous step", error)
+    if not failures:
         raise checkpointing.CheckpointError(
             f"no checkpoint in {path}: expected a run workdir, its checkpoints/ folder or a step folder "
             f"checkpoints/<step> holding state/ and meta/")
-    failures = []
-    for step_dir in steps:
-        try:
-            return _restore_step(step_dir)
-        except checkpointing.CheckpointError as error:
-            if "another architecture" in str(error):
-                raise  # older steps of the same run would mismatch too
-            failures.append(str(error))
-            logger.warning("%s; trying the previous step", error)
     raise checkpointing.CheckpointError(f"no readable checkpoint in {path}:\n  " + "\n  ".join(failures))
+
+
+def _step_folders(checkpoints: Path) -> list[Path]:
+    """The step folders under `checkpoints`, newest first."""
+    if not checkpoints.is_dir():
+        return []
+    return sorted((p for p in checkpoints.iterdir() if _is_step_folder(p)), key=lambda p: int(p.name), reverse=True)
 
 
 def untrained_model(spec: str) -> FrozenModel:
@@ -134,7 +150,10 @@ def load_config_spec(spec: str) -> ml_collections.ConfigDict:
     module_spec = importlib.util.spec_from_file_location(f"probe_config_{path.stem}", path)
     module = importlib.util.module_from_spec(module_spec)
     module_spec.loader.exec_module(module)
-    return module.get_config(argument or None)
+    try:
+        return module.get_config(argument or None)
+    except ValueError as error:  # e.g. an argument the config file does not take
+        raise checkpointing.CheckpointError(f"{RANDOM_PREFIX}{spec}: {error}") from error
 
 
 def _is_step_folder(path: Path) -> bool:
@@ -173,12 +192,16 @@ def _restore_step(step_dir: Path) -> FrozenModel:
     if recorded is not None:
         mismatch = checkpointing.describe_shape_mismatch(expected, recorded)
         if mismatch:
-            raise checkpointing.CheckpointError(f"checkpoint {step_dir} is of another architecture than its "
-                                                f"saved config builds: {mismatch}")
+            raise checkpointing.ArchitectureMismatch(f"checkpoint {step_dir} is of another architecture than its "
+                                                     f"saved config builds: {mismatch}")
     variables = _restore_variables(step_dir)
     mismatch = checkpointing.describe_shape_mismatch(expected, checkpointing.param_shapes(variables["params"]))
     if mismatch:
-        raise checkpointing.CheckpointError(f"checkpoint {step_dir} is of another architecture: {mismatch}")
+        raise checkpointing.ArchitectureMismatch(f"checkpoint {step_dir} is of another architecture: {mismatch}")
+    if "digests" in meta:
+        corrupt = checkpointing.digest_mismatch(meta["digests"], variables)
+        if corrupt:
+            raise checkpointing.CheckpointError(f"checkpoint {step_dir} is corrupt: {corrupt}")
     return FrozenModel(model, variables, config, str(step_dir.resolve()), step=int(step_dir.name))
 
 

@@ -33,12 +33,10 @@ from pathlib import Path
 from typing import Iterator, NamedTuple
 
 import numpy as np
-import soundfile
 
-from leaf_ssl.data.audio import BadAudioError, decode_audio, prepare_waveform
+from leaf_ssl.data.audio import AUDIO_EXTENSIONS, BadAudioError, decode_audio, prepare_waveform
 
 SPLITS = ("train", "test")
-AUDIO_EXTENSIONS = frozenset({f".{fmt.lower()}" for fmt in soundfile.available_formats()} | {".mp3", ".oga"})
 MAX_LISTED_SKIPS = 200
 
 
@@ -170,6 +168,9 @@ class AudioFilesTask(Task):
             if unknown:
                 skips.add(relative, f"class {unknown[0]!r} not in the train split")
                 continue
+            if not entry.path.is_file():  # a CSV row naming a file that is not there
+                skips.add(relative, "file not found")
+                continue
             try:
                 waveform = decode_audio(entry.path)
             except BadAudioError as error:
@@ -194,6 +195,9 @@ def folder_task(root: Path) -> AudioFilesTask:
     split_roots = {split: root / split for split in SPLITS} if explicit_splits else {None: root}
     entries, ignored = [], []
     for split, split_root in split_roots.items():
+        for folder in sorted(p for p in split_root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+            if not any(p.is_file() for p in folder.rglob("*")):
+                ignored.append((str(folder.relative_to(root)) + os.sep, "empty class folder"))
         for path in sorted(p for p in split_root.rglob("*") if p.is_file() and not p.name.startswith(".")):
             relative = path.relative_to(split_root)
             if len(relative.parts) < 2:
@@ -213,12 +217,15 @@ def csv_task(csv_path: Path) -> AudioFilesTask:
     csv_path = csv_path.resolve()
     if not csv_path.is_file():
         raise TaskError(f"task CSV {csv_path} does not exist")
-    with csv_path.open(newline="") as handle:
+    with csv_path.open(newline="", encoding="utf-8-sig") as handle:  # utf-8-sig: a byte-order mark is no header
         rows = list(csv.DictReader(handle))
     if not rows or not {"path", "label"} <= set(rows[0]):
         raise TaskError(f"task CSV {csv_path} needs a header row with 'path' and 'label' columns (and optionally 'split')")
     entries, ignored = [], []
     for line, row in enumerate(rows, start=2):
+        if None in row:  # DictReader files the cells past the header under None: its columns are shifted
+            ignored.append((f"line {line}: {row['path']}", "more fields than the header (an unquoted comma?)"))
+            continue
         path = csv_path.parent / row["path"].strip()
         labels = tuple(label.strip() for label in (row["label"] or "").split(";") if label.strip())
         split = (row.get("split") or "").strip() or hash_split(row["path"].strip())
