@@ -1,4 +1,4 @@
-"""Micro-benchmarks: `python -m leaf_ssl.bench --what frontend|step|input|all [...]`.
+"""Micro-benchmarks: `python -m leaf_ssl.bench --what frontend|step|input|checkpoint|all [...]`.
 
 Each benchmark is a function in `BENCHMARKS` (keyed by the `--what` name) that takes the parsed arguments
 and returns rows of results; `main` prints them as a table and optionally writes them as JSON
@@ -27,6 +27,9 @@ and returns rows of results; `main` prints them as a table and optionally writes
             before the step runs, on every backend). `--pooling_impl` picks LEAF's lowpass path.
   input:    the tf.data pretraining pipeline alone, in crops per second per CPU core, at 1 thread and at
             every core (`--threads`); see `leaf_ssl.bench_input`.
+  checkpoint: the paper-shape train state (`--frontend`, `--n_filters`, B0, AdamW) through the run's
+            checkpoint store: save (with its digests, until on disk) and restore (with their check), and
+            the SHA-256 digests alone; `digest_share` is the digests' part of each.
 
 Rows of `frontend` and `input` also have `crops_per_cpu_s` (crops per second of the process's CPU time,
 all threads), `cores_busy` (process CPU seconds / wall seconds: how many cores the case kept busy; on a
@@ -281,10 +284,44 @@ def bench_train_step(args: argparse.Namespace) -> list[dict]:
     return rows
 
 
+def bench_checkpoint(args: argparse.Namespace) -> list[dict]:
+    """What the checkpoint digests cost: the paper-shape train state (--frontend, --n_filters,
+    EfficientNet-B0, AdamW) saved and restored by the run's store, against the digests alone."""
+    import tempfile
+    from leaf_ssl import checkpointing
+
+    _, state, _, _ = _train_step_case(args.frontend, args.n_filters, "float32", 1, remat=False)
+    jax.block_until_ready(state)
+    megabytes = sum(leaf.nbytes for leaf in jax.tree.leaves(state)) / 1e6
+    abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding), state)
+    shapes = checkpointing.param_shapes(state.params)
+    timings: dict[str, list[float]] = {"digests": [], "save": [], "restore": []}
+    with tempfile.TemporaryDirectory() as folder:
+        store = checkpointing.CheckpointStore(folder, keep=2)
+        for step in range(args.repeats + 1):  # the first of each is a warm-up
+            start = time.perf_counter()
+            checkpointing.array_digests(state)
+            timings["digests"].append(time.perf_counter() - start)
+            start = time.perf_counter()
+            store.save(step, state, {"param_shapes": shapes})
+            store.wait()
+            timings["save"].append(time.perf_counter() - start)
+            start = time.perf_counter()
+            jax.block_until_ready(store.restore(step, abstract, shapes)[0])
+            timings["restore"].append(time.perf_counter() - start)
+        store.close()
+    medians = {name: statistics.median(values[1:]) for name, values in timings.items()}
+    return [{"case": f"checkpoint_{args.frontend}{args.n_filters}_b0_{name}", "state_mb": megabytes,
+             "ms": 1e3 * seconds, "mb_per_s": megabytes / seconds,
+             "digest_share": medians["digests"] / seconds if name != "digests" else 1.0}
+            for name, seconds in medians.items()]
+
+
 BENCHMARKS: dict[str, Callable[[argparse.Namespace], list[dict]]] = {
     "frontend": bench_frontends,
     "step": bench_train_step,
     "input": bench_input.bench_input,
+    "checkpoint": bench_checkpoint,
 }
 
 

@@ -6,6 +6,7 @@ import optax
 import pytest
 
 from leaf_ssl import checkpointing, trainer
+from tests.checkpoint_damage import flip_bytes_in_params
 
 
 def _state(seed: int, width: int = 3) -> trainer.TrainState:
@@ -70,4 +71,35 @@ def test_unreadable_latest_falls_back_and_is_set_aside(tmp_path):
     jax.tree.map(np.testing.assert_array_equal, restored.params, _state(1).params)
     assert store.all_steps() == [1]
     assert len(list((tmp_path / "unreadable_checkpoints").iterdir())) == 1
+    store.close()
+
+
+def test_digests_tell_arrays_apart_by_value_dtype_and_shape():
+    base = {"a": np.arange(6, dtype=np.float32), "b": {"c": np.zeros((2, 3), np.int32)}}
+    digests = checkpointing.array_digests(base)
+    assert set(digests) == {"a", "b/c"} and digests == checkpointing.array_digests(jax.tree.map(np.copy, base))
+    one_changed = {**base, "a": base["a"].copy()}
+    one_changed["a"][3] = np.nextafter(one_changed["a"][3], np.float32(10))  # one ulp
+    assert checkpointing.array_digests(one_changed)["a"] != digests["a"]
+    assert checkpointing.array_digests({"a": base["a"].view(np.int32)})["a"] != digests["a"]  # same bytes
+    assert checkpointing.array_digests({"a": base["a"].reshape(2, 3)})["a"] != digests["a"]
+    assert checkpointing.digest_mismatch(digests, base) is None
+    assert "array a does not match" in checkpointing.digest_mismatch(digests, one_changed)
+    assert "array z has no digest" in checkpointing.digest_mismatch(digests, {"z": np.ones(1)})
+
+
+def test_flipped_bytes_restore_silently_in_orbax_but_not_here(tmp_path):
+    import orbax.checkpoint as ocp
+    store = checkpointing.CheckpointStore(tmp_path / "ckpt")
+    store.save(1, _state(1, width=64), {"param_shapes": checkpointing.param_shapes(_state(1, width=64).params)})
+    store.save(2, _state(2, width=64), {"param_shapes": checkpointing.param_shapes(_state(2, width=64).params)})
+    store.wait()
+    flip_bytes_in_params(tmp_path / "ckpt" / "2")
+    raw = ocp.StandardCheckpointer().restore(tmp_path / "ckpt" / "2" / "state")  # orbax: no error...
+    changed = [not np.array_equal(a, b) for a, b in zip(jax.tree.leaves(raw), jax.tree.leaves(_state(2, width=64)))]
+    assert any(changed), "the flip must change restored values, or this test tests nothing"
+    shapes = checkpointing.param_shapes(_state(0, width=64).params)
+    restored, _ = store.restore_latest_readable(_abstract(_state(0, width=64)), shapes)  # ...here: step 1
+    jax.tree.map(np.testing.assert_array_equal, restored, _state(1, width=64))
+    assert store.all_steps() == [1] and len(list((tmp_path / "unreadable_checkpoints").iterdir())) == 1
     store.close()

@@ -1,4 +1,5 @@
 """Preemption, non-finite steps and their diagnosis, on the tiny config and the tiny corpus."""
+import json
 import signal
 import subprocess
 import sys
@@ -10,7 +11,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 import pytest
 
-from leaf_ssl import diagnostics, experiment, preemption, trainer
+from leaf_ssl import diagnostics, experiment, preemption, trainer, workdir_lock
 from leaf_ssl import train as train_module
 from leaf_ssl.train import run_pretraining
 from tests.tiny_config import tiny_config
@@ -87,7 +88,8 @@ def test_repeated_nan_batches_stop_the_run_naming_the_cause(tiny_corpus, tmp_pat
     workdir = tmp_path / "run"
     config = _config(tiny_corpus, total_steps=20, checkpoint_every_steps=2, max_consecutive_nonfinite=3)
     with pytest.raises(preemption.NonFiniteTraining, match=r"4 consecutive non-finite steps up to step 6 .*"
-                                                           r"input batch\['anchor'\] holds NaN"):
+                                                           r"input batch\['anchor'\] holds NaN.*"
+                                                           r"the state is that of step 2, the last whose update"):
         run_pretraining(config, workdir)
     assert sorted(int(p.name) for p in (workdir / "checkpoints").iterdir() if p.name.isdigit()) == [2, 4]
     good = _params_at(workdir, 2)
@@ -111,3 +113,56 @@ def test_diagnosis_names_the_first_non_finite_activation():
     batch["positive"][1] *= 1e30  # finite, but its energy overflows inside the frontend
     message = diagnostics.describe_first_nonfinite(model, objective, variables, batch, jax.random.key(0))
     assert message.startswith("activation ['frontend']"), message
+
+
+def test_killed_at_random_moments_the_resumed_run_ends_bit_identical(tiny_corpus, tmp_path):
+    """SIGKILL inside a save, then at a random moment (a step, a log line or a save), resuming each
+    time: the final state equals an uninterrupted run's and metrics.jsonl records each step once.
+    While the first trainer runs, a second one on its workdir is refused at once, naming it; each
+    resumed run takes over the lock its killed predecessor left."""
+    steps = 6
+    config = _config(tiny_corpus, total_steps=steps, checkpoint_every_steps=2, log_every_steps=1, keep_checkpoints=2)
+    reference = tmp_path / "reference"
+    run_pretraining(config, reference)
+    interrupted = tmp_path / "interrupted"
+    command = [sys.executable, "-m", "leaf_ssl.train", "--config", str(REPO / "configs/tiny.py"),
+               "--workdir", str(interrupted), f"--config.data.train_shards={tiny_corpus / 'pretrain'}",
+               f"--config.train.total_steps={steps}", "--config.train.checkpoint_every_steps=2",
+               "--config.train.log_every_steps=1", "--config.train.keep_checkpoints=2"]
+    rng = np.random.default_rng(17)
+    kill_when = [_saving, lambda workdir, saved: _committed(workdir) - saved]  # mid-save; after new progress
+    stderrs = []
+    for run in range(len(kill_when) + 1):
+        saved = _committed(interrupted)
+        process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        if run == len(kill_when):
+            stderrs.append(process.communicate(timeout=600)[1])
+            assert process.returncode == 0, stderrs[-1][-3000:]
+            break
+        deadline = time.time() + 300
+        while not kill_when[run](interrupted, saved):
+            assert process.poll() is None and time.time() < deadline, process.communicate()[1][-3000:]
+            time.sleep(0.005)
+        if run == 0:
+            with pytest.raises(workdir_lock.WorkdirLocked, match=rf"in use by another run \(host \S+, pid {process.pid},"):
+                run_pretraining(config, interrupted)
+        else:
+            time.sleep(rng.uniform(0.0, 1.0))
+        process.kill()
+        stderrs.append(process.communicate()[1])
+    assert all("taking over the stale lock" in stderr for stderr in stderrs[1:]), stderrs[-1][-3000:]
+    jax.tree.map(np.testing.assert_array_equal, _params_at(interrupted, steps), _params_at(reference, steps))
+    recorded = [json.loads(line)["step"] for line in (interrupted / "metrics.jsonl").read_text().splitlines()]
+    assert recorded == list(range(1, steps + 1))
+    assert not (interrupted / workdir_lock.LOCK_FILE).exists(), "the finished run released its lock"
+
+
+def _committed(workdir: Path) -> set[int]:
+    folder = workdir / "checkpoints"
+    return {int(p.name) for p in folder.iterdir() if p.name.isdigit()} if folder.exists() else set()
+
+
+def _saving(workdir: Path, saved: set[int]) -> bool:
+    """An orbax save is under way: its temporary step folder exists."""
+    folder = workdir / "checkpoints"
+    return folder.exists() and any("tmp" in p.name for p in folder.iterdir())

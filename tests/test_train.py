@@ -10,7 +10,9 @@ import numpy as np
 import pytest
 
 from leaf_ssl import checkpointing, configuration
+from leaf_ssl.probing import checkpoint as frozen_checkpoint
 from leaf_ssl.train import run_pretraining
+from tests.checkpoint_damage import flip_bytes_in_params
 from tests.tiny_config import tiny_config
 
 REPO = Path(__file__).resolve().parent.parent
@@ -62,6 +64,8 @@ def test_resume_from_checkpoint_reproduces_the_uninterrupted_run(finished_run, t
     assert [h["step"] for h in history] == [4], "the resumed run starts after step 2"
     expected, resumed = _final_state_arrays(workdir, 4), _final_state_arrays(interrupted, 4)
     jax.tree.map(np.testing.assert_array_equal, resumed, expected)
+    metrics = [json.loads(line)["step"] for line in (interrupted / "metrics.jsonl").read_text().splitlines()]
+    assert metrics == [2, 4], "the step logged before the interruption is replaced, not repeated"
 
 
 def test_workdir_of_another_architecture_is_refused(finished_run, tiny_corpus, tmp_path):
@@ -137,3 +141,67 @@ def test_cli_overrides_and_bad_keys(tiny_corpus, tmp_path):
     assert "step 4/4" in ok.stderr
     assert json.loads((tmp_path / "cli" / "config.json").read_text())["train"]["keep_checkpoints"] == 1
     assert [p.name for p in (tmp_path / "cli" / "checkpoints").iterdir() if p.name.isdigit()] == ["4"]
+
+
+def test_readers_skip_a_corrupt_latest_checkpoint(finished_run, tmp_path, caplog):
+    """(Training's fallback past it: tests/test_checkpointing.py, through the same store.)"""
+    workdir, _ = finished_run
+    damaged = tmp_path / "damaged"
+    shutil.copytree(workdir, damaged)
+    flip_bytes_in_params(damaged / "checkpoints" / "4")
+    with caplog.at_level("WARNING"):
+        assert frozen_checkpoint.load_frozen_model(str(damaged)).step == 2
+    assert "does not match the digest recorded at save" in caplog.text
+
+
+def test_a_step_rotated_away_while_read_is_no_failure(finished_run, tmp_path, monkeypatch):
+    """The trainer saves step 6 and its rotation deletes step 4 while a probe reads step 4."""
+    workdir, _ = finished_run
+    live = tmp_path / "live"
+    shutil.copytree(workdir, live)
+    real_restore = frozen_checkpoint._restore_variables
+
+    def restore_during_rotation(step_dir):
+        if step_dir.name == "4":
+            shutil.copytree(step_dir, step_dir.parent / "6")
+            shutil.rmtree(step_dir)
+        return real_restore(step_dir)
+
+    monkeypatch.setattr(frozen_checkpoint, "_restore_variables", restore_during_rotation)
+    assert frozen_checkpoint.load_frozen_model(str(live)).step == 6
+
+
+def test_every_schema_field_is_in_every_config():
+    """Any field of the schema can be overridden (--config.x=y) on any config file: each holds it."""
+    def paths(config, prefix=""):
+        for key, value in config.items():
+            yield from paths(value, f"{prefix}{key}.") if hasattr(value, "items") else [f"{prefix}{key}"]
+
+    schema = set(paths(configuration.pretraining_config())) - {p for p in paths(configuration.pretraining_config())
+                                                               if p.startswith("frontend.")}
+    for spec in ["demo.py", "demo.py:mel", "demo.py:sincnet,random", "tiny.py", "tiny.py:sincnet_plus",
+                 "pretrain_leaf.py:random", "pretrain_mel.py", "pretrain_sincnet.py", "supervised_leaf.py"]:
+        config = frozen_checkpoint.load_config_spec(str(REPO / "configs" / spec))
+        assert schema <= set(paths(config)), (spec, schema - set(paths(config)))
+        frontend = config.frontend.name
+        for field in configuration.frontend_factory.COMPUTE_PATH_FIELDS[frontend]:
+            assert field in config.frontend, (spec, field)
+
+
+def test_command_line_errors_are_one_line(tmp_path):
+    def train(*flags):
+        result = subprocess.run([sys.executable, "-m", "leaf_ssl.train", "--workdir", str(tmp_path / "run"), *flags],
+                                capture_output=True, text=True, cwd=REPO, timeout=600)
+        return result.returncode, result.stderr.strip().splitlines()[-1]
+
+    missing = str(tmp_path / "no_shards")
+    code, line = train("--config", "configs/demo.py", "--config.encoder.drop_path_rate=0.0",
+                       "--config.frontend.pooling_impl=passes", f"--config.data.train_shards={missing}")
+    assert code == 2 and "no TFRecord shards found" in line and missing in line, "the overrides were accepted"
+    code, line = train("--config", "configs/demo.py:leafy")
+    assert code == 2 and line.startswith("error: ") and "frontend='leafy' is not valid" in line
+    code, line = train("--config", "configs/tiny.py", "--config.encoder.drop_pth_rate=0.0")
+    assert code == 2 and line.startswith("error: no such config field") and "drop_pth_rate" in line
+    code, line = train("--config", "configs/tiny.py", "--config.train.base_learning_rate=nan",
+                       f"--config.data.train_shards={missing}")
+    assert code == 2 and "config.train.base_learning_rate=nan is not a finite number" in line
