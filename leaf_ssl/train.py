@@ -14,9 +14,11 @@ command; see `leaf_ssl.distributed` for how they find each other (auto-detected 
 MPI and Cloud TPU; `--coordinator/--num_processes/--process_id` otherwise). Each reads its own
 shards; all write the checkpoints together.
 
-Exit codes: 0 done; 75 (EX_TEMPFAIL) stopped by SIGTERM/SIGINT after saving a checkpoint, run
-again to continue; 65 (EX_DATAERR) stopped after `train.max_consecutive_nonfinite` non-finite
-steps, with a message naming the first non-finite input, activation or gradient.
+Exit codes: 0 done; 2 a usage error in one line (a bad config field or argument, missing
+shards, a checkpoint of another architecture, a workdir another run holds: `workdir_lock`);
+75 (EX_TEMPFAIL) stopped by SIGTERM/SIGINT after saving a checkpoint, run again to continue;
+65 (EX_DATAERR) stopped after `train.max_consecutive_nonfinite` non-finite steps, with a message
+naming the first non-finite input, activation or gradient.
 """
 import contextlib
 import json
