@@ -60,9 +60,8 @@ from leaf_ssl.data.audio import AUDIO_EXTENSIONS, SAMPLE_RATE
 from leaf_ssl.data.audioset_files import AudioFileIndex
 from leaf_ssl.data.audioset_metadata import (AudioSetError, Label, Segment, labels_document, read_ontology,
                                              read_segments)
-from leaf_ssl.data.audioset_shards import (REPORTS_FOLDER, ClipPlan, build_shards, delete_stale_shards,
-                                           finished_shard_report, merge_shard_reports, plan_shard, read_json,
-                                           write_json)
+from leaf_ssl.data.audioset_shards import (REPORTS_FOLDER, ClipPlan, build_or_reuse_shards, delete_stale_shards,
+                                           merge_shard_reports, plan_shard, read_json, write_json)
 from leaf_ssl.data.records import SHARD_SUFFIX, shard_name
 
 logger = logging.getLogger(__name__)
@@ -135,13 +134,7 @@ def prepare_audioset(
                        found[i::num_shards], min_seconds)
             for i in range(num_shards)]
     started = time.monotonic()
-    shard_reports = {job.name: finished_shard_report(job) for job in jobs}
-    to_build = [job for job in jobs if shard_reports[job.name] is None]
-    reused = num_shards - len(to_build)
-    if reused:
-        logger.info("reusing %d finished shard(s) of %d", reused, num_shards)
-    workers = min(workers or len(os.sched_getaffinity(0)), max(len(to_build), 1))
-    shard_reports.update(zip((job.name for job in to_build), build_shards(to_build, workers, f"AudioSet {split_name}", progress)))
+    shard_reports, built = build_or_reuse_shards(jobs, workers, f"AudioSet {split_name}", progress)
 
     report = {
         "split": split_name,
@@ -155,8 +148,8 @@ def prepare_audioset(
         "clips_found": len(found),
         "rows_with_several_files": rows_with_several_files,
         "missing": {"count": len(missing), "list": f"{split_name}_missing_ytids.txt"},
-        **merge_shard_reports([shard_reports[job.name] for job in jobs], labels),
-        "shards": {"count": num_shards, "built": len(to_build), "reused": reused,
+        **merge_shard_reports(shard_reports, labels),
+        "shards": {"count": num_shards, "built": built, "reused": num_shards - built,
                    "build_seconds": round(time.monotonic() - started, 1)},
         "other_files_in_audio_dir": dict(files.other_extensions.most_common()),
     }

@@ -197,6 +197,19 @@ def delete_stale_shards(out_dir: str, split_name: str, num_shards: int) -> None:
                 tf.io.gfile.remove(os.path.join(folder, entry))
 
 
+def build_or_reuse_shards(jobs: list[ShardJob], workers: int | None, title: str,
+                          progress: bool) -> tuple[list[dict], int]:
+    """Every job's report, in job order, reusing finished shards and building the others with
+    up to `workers` processes (default: the CPUs this process may use); and how many were built."""
+    reports = {job.name: finished_shard_report(job) for job in jobs}
+    to_build = [job for job in jobs if reports[job.name] is None]
+    if len(to_build) < len(jobs):
+        logger.info("reusing %d finished shard(s) of %d", len(jobs) - len(to_build), len(jobs))
+    workers = min(workers or len(os.sched_getaffinity(0)), max(len(to_build), 1))
+    reports.update(zip((job.name for job in to_build), build_shards(to_build, workers, title, progress)))
+    return [reports[job.name] for job in jobs], len(to_build)
+
+
 def build_shards(jobs: list[ShardJob], workers: int, title: str, progress: bool) -> list[dict]:
     """Builds the shards, in this process when one worker suffices, else in a process pool."""
     meter = _Progress(title, sum(len(job.clips) for job in jobs), len(jobs), enabled=progress)

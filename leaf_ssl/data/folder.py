@@ -29,7 +29,7 @@ import sys
 import time
 
 from leaf_ssl.data.audio import AUDIO_EXTENSIONS, SAMPLE_RATE
-from leaf_ssl.data.audioset_shards import (ClipPlan, build_shards, delete_stale_shards, finished_shard_report,
+from leaf_ssl.data.audioset_shards import (ClipPlan, build_or_reuse_shards, delete_stale_shards,
                                            merge_shard_reports, plan_shard, write_json)
 from leaf_ssl.data.records import shard_name
 
@@ -98,20 +98,16 @@ def prepare_folder(files: list[str], root: str, out_dir: str, *, num_shards: int
     jobs = [plan_shard(shard_name(split_name, i, num_shards), out_dir, os.path.abspath(root),
                        clips[i::num_shards], min_seconds) for i in range(num_shards)]
     started = time.monotonic()
-    shard_reports = {job.name: finished_shard_report(job) for job in jobs}
-    to_build = [job for job in jobs if shard_reports[job.name] is None]
-    workers = min(workers or len(os.sched_getaffinity(0)), max(len(to_build), 1))
-    shard_reports.update(zip((job.name for job in to_build),
-                             build_shards(to_build, workers, f"{os.path.basename(root) or root} {split_name}",
-                                          progress)))
+    shard_reports, built = build_or_reuse_shards(jobs, workers, f"{os.path.basename(root) or root} {split_name}",
+                                                 progress)
     report = {
         "split": split_name,
         "settings": {"num_shards": num_shards, "min_seconds": min_seconds, "sample_rate": SAMPLE_RATE,
                      "root": os.path.abspath(root)},
         "files_listed": len(files),
         "missing": missing,
-        **merge_shard_reports([shard_reports[job.name] for job in jobs], labels=()),
-        "shards": {"count": num_shards, "built": len(to_build), "reused": num_shards - len(to_build),
+        **merge_shard_reports(shard_reports, labels=()),
+        "shards": {"count": num_shards, "built": built, "reused": num_shards - built,
                    "build_seconds": round(time.monotonic() - started, 1)},
     }
     del report["label_counts"], report["cut_to_segment"]  # unlabelled whole files: always empty / 0
