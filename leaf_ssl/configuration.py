@@ -23,7 +23,7 @@ BATCH_NORM_MODES = ("sync", "per_device")
 
 
 def pretraining_config() -> ml_collections.ConfigDict:
-    """COLA pretraining as the first author's public recipe runs it (DESIGN.md section 5)."""
+    """COLA pretraining as the first author's public recipe runs it (every default: the README's config reference)."""
     config = ml_collections.ConfigDict()
     # PRNG seed for parameter init, data order, crops, noise, SpecAugment masks and drop-path.
     config.seed = 0

@@ -11,7 +11,7 @@ pooling that follows reduces over time, which XLA does fastest on the contiguous
 * 'direct': `lax.conv_general_dilated`. Best on TPU, where the MXU makes the 401-tap conv cheap.
 * 'fft':    linear convolution through rfft/irfft of length >= samples + K - 1 (a power of two, so no
             circular wrap-around), O(samples log samples) per channel instead of O(samples K). Best on
-            CPU and GPU (measured 2.6x faster than the TF32 direct conv on an H200, DESIGN.md section 6).
+            CPU and GPU (measured 2.6x faster than the TF32 direct conv on an H200: docs/performance.md).
 
 They agree to float32 rounding. The stride-1 output is needed in full: the pooling that follows has a
 window (401) longer than its stride (160), so every output sample feeds 2 or 3 frames.

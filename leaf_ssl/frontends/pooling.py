@@ -18,7 +18,7 @@ rounding:
   Used on the CPU, where it measures faster (docs/performance.md).
 
 XLA's grouped strided convolution with a 401-tap kernel, the obvious alternative to both, was measured
-30x slower than the whole filterbank (DESIGN.md section 6), mostly in its input gradient.
+30x slower than the whole filterbank (docs/performance.md), mostly in its input gradient.
 """
 
 from __future__ import annotations

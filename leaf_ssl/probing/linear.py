@@ -1,6 +1,6 @@
 """The linear probe: a Dense(num_classes) layer on frozen segment embeddings, and its scores.
 
-Training (DESIGN.md section 5): every segment embedding is an example labelled with its clip's
+Training (the paper's probe recipe): every segment embedding is an example labelled with its clip's
 label(s); features are standardised with the training segments' mean and standard deviation
 (so one learning rate suits every encoder's output scale); optax AdamW (lr 1e-3, optax's default
 weight decay 1e-4), 50 epochs of shuffled batches of 512, and more epochs where 50 would be fewer
