@@ -50,7 +50,6 @@ import logging
 import os
 import re
 import sys
-import time
 from collections import Counter
 from typing import Sequence
 
@@ -133,8 +132,7 @@ def prepare_audioset(
     jobs = [plan_shard(shard_name(split_name, i, num_shards), out_dir, os.path.abspath(audio_dir),
                        found[i::num_shards], min_seconds)
             for i in range(num_shards)]
-    started = time.monotonic()
-    shard_reports, built = build_or_reuse_shards(jobs, workers, f"AudioSet {split_name}", progress)
+    shard_reports, shards = build_or_reuse_shards(jobs, workers, f"AudioSet {split_name}", progress)
 
     report = {
         "split": split_name,
@@ -149,8 +147,7 @@ def prepare_audioset(
         "rows_with_several_files": rows_with_several_files,
         "missing": {"count": len(missing), "list": f"{split_name}_missing_ytids.txt"},
         **merge_shard_reports(shard_reports, labels),
-        "shards": {"count": num_shards, "built": built, "reused": num_shards - built,
-                   "build_seconds": round(time.monotonic() - started, 1)},
+        "shards": shards,
         "other_files_in_audio_dir": dict(files.other_extensions.most_common()),
     }
     missing_ytids = "".join(f"{ytid}\n" for ytid in dict.fromkeys(segment.ytid for segment in missing))

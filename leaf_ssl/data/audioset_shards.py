@@ -198,16 +198,20 @@ def delete_stale_shards(out_dir: str, split_name: str, num_shards: int) -> None:
 
 
 def build_or_reuse_shards(jobs: list[ShardJob], workers: int | None, title: str,
-                          progress: bool) -> tuple[list[dict], int]:
+                          progress: bool) -> tuple[list[dict], dict]:
     """Every job's report, in job order, reusing finished shards and building the others with
-    up to `workers` processes (default: the CPUs this process may use); and how many were built."""
+    up to `workers` processes (default: the CPUs this process may use); and the split report's
+    `shards` entry (count, built, reused, build_seconds)."""
+    started = time.monotonic()
     reports = {job.name: finished_shard_report(job) for job in jobs}
     to_build = [job for job in jobs if reports[job.name] is None]
     if len(to_build) < len(jobs):
         logger.info("reusing %d finished shard(s) of %d", len(jobs) - len(to_build), len(jobs))
     workers = min(workers or len(os.sched_getaffinity(0)), max(len(to_build), 1))
     reports.update(zip((job.name for job in to_build), build_shards(to_build, workers, title, progress)))
-    return [reports[job.name] for job in jobs], len(to_build)
+    summary = {"count": len(jobs), "built": len(to_build), "reused": len(jobs) - len(to_build),
+               "build_seconds": round(time.monotonic() - started, 1)}
+    return [reports[job.name] for job in jobs], summary
 
 
 def build_shards(jobs: list[ShardJob], workers: int, title: str, progress: bool) -> list[dict]:

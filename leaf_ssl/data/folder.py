@@ -26,7 +26,6 @@ import logging
 import math
 import os
 import sys
-import time
 
 from leaf_ssl.data.audio import AUDIO_EXTENSIONS, SAMPLE_RATE
 from leaf_ssl.data.audioset_shards import (ClipPlan, build_or_reuse_shards, delete_stale_shards,
@@ -97,20 +96,18 @@ def prepare_folder(files: list[str], root: str, out_dir: str, *, num_shards: int
     delete_stale_shards(out_dir, split_name, num_shards)
     jobs = [plan_shard(shard_name(split_name, i, num_shards), out_dir, os.path.abspath(root),
                        clips[i::num_shards], min_seconds) for i in range(num_shards)]
-    started = time.monotonic()
-    shard_reports, built = build_or_reuse_shards(jobs, workers, f"{os.path.basename(root) or root} {split_name}",
-                                                 progress)
+    shard_reports, shards = build_or_reuse_shards(jobs, workers, f"{os.path.basename(root) or root} {split_name}",
+                                                  progress)
+    merged = merge_shard_reports(shard_reports, labels=())
     report = {
         "split": split_name,
         "settings": {"num_shards": num_shards, "min_seconds": min_seconds, "sample_rate": SAMPLE_RATE,
                      "root": os.path.abspath(root)},
         "files_listed": len(files),
         "missing": missing,
-        **merge_shard_reports(shard_reports, labels=()),
-        "shards": {"count": num_shards, "built": built, "reused": num_shards - built,
-                   "build_seconds": round(time.monotonic() - started, 1)},
+        **{key: merged[key] for key in ("corrupt", "too_short", "written")},  # unlabelled whole files
+        "shards": shards,
     }
-    del report["label_counts"], report["cut_to_segment"]  # unlabelled whole files: always empty / 0
     write_json(os.path.join(out_dir, split_name + REPORT_SUFFIX), report)
     return report
 
