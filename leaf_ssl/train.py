@@ -314,7 +314,8 @@ def parse_flags(argv: list[str]) -> list[str]:
         reason = f"{lines[0]} {lines[-1]}" if len(lines) > 1 else lines[0]
     except (AttributeError, KeyError) as error:  # config_flags' override of a field the config lacks
         overrides = [arg.split("=")[0] for arg in argv[1:] if arg.startswith("--config.")]
-        reason = f"no such config field in {' / '.join(overrides)}: {str(error).strip('"')}"
+        missing = str(error).strip('"')  # KeyError quotes its message
+        reason = f"no such config field in {' / '.join(overrides)}: {missing}"
     print(f"error: {reason}", file=sys.stderr)
     sys.exit(2)
 
