@@ -122,7 +122,8 @@ def run_probe(frozen: checkpoint.FrozenModel, task: tasks.Task, workdir: str | P
                    "features": "standardised with train-segment mean and std",
                    "evaluation": "logits averaged over all segments of each test clip"},
         "embedding": {"cache": str(embedded.cache_path), "from_cache": embedded.from_cache,
-                      "seconds": round(embedded.seconds, 1), "dim": int(train.embeddings.shape[1])},
+                      "seconds": round(embedded.seconds, 1), "dim": int(train.embeddings.shape[1]),
+                      "participation_ratio": round(linear.participation_ratio(train.embeddings), 2)},
         "probe_seconds": round(time.perf_counter() - started, 1),
     }
     workdir.mkdir(parents=True, exist_ok=True)

@@ -7,6 +7,9 @@ folders searched recursively for them. Each cell is the task's metric (accuracy,
 multi-label tasks) in percent, mean +/- std over probe seeds; `average` is the mean of a row's
 task means, left empty when the row lacks a task (an average over different tasks would not
 compare). When two results share a row and a task, the newest file wins, with a warning.
+`--rows run` keys rows by the run a checkpoint came from instead of frontend and init (a recipe
+search: many runs of one frontend), and adds the row's participation ratio (`dims`: the
+effective number of dimensions of the probed embeddings, mean over its tasks).
 Writes `<out>.md` and `<out>.csv` when --out is given; prints the markdown either way.
 """
 from __future__ import annotations
@@ -25,6 +28,18 @@ FRONTEND_ORDER = ("mel", "sincnet", "sincnet_plus", "leaf")
 INIT_ORDER = ("-", "mel", "random")
 TRAINING_ORDER = ("untrained", "supervised", "self-supervised")
 ROW_KEYS = ("frontend", "init", "training")
+RUN_ROW_KEYS = ("run", "training")
+RANDOM_PREFIX = "random:"
+
+
+def run_name(model: dict) -> str:
+    """The run a result's checkpoint came from: its workdir's name (`<run>/checkpoints/<step>`),
+    the same for its `random:<run>` floor."""
+    source = model["checkpoint"]
+    if source.startswith(RANDOM_PREFIX):
+        return Path(source[len(RANDOM_PREFIX):].split(":")[0]).name
+    path = Path(source)
+    return path.parent.parent.name if path.parent.name == "checkpoints" else path.name
 
 
 def find_results(paths: list[str | Path]) -> list[Path]:
@@ -55,11 +70,23 @@ def _training_order(training: str) -> tuple:
     return (*_order(base, TRAINING_ORDER), variant)
 
 
-def assemble(results: list[dict]) -> tuple[list[str], list[dict]]:
-    """(task names, rows); each row: frontend, init, training, {task: result}, average or None."""
+def _row(model: dict, by_run: bool) -> tuple:
+    return (run_name(model), model["training"]) if by_run else tuple(model[key] for key in ROW_KEYS)
+
+
+def _row_order(row: tuple, by_run: bool) -> tuple:
+    if by_run:
+        return (row[0], _training_order(row[1]))
+    return (_order(row[0], FRONTEND_ORDER), _order(row[1], INIT_ORDER), _training_order(row[2]))
+
+
+def assemble(results: list[dict], by_run: bool = False) -> tuple[list[str], list[dict]]:
+    """(task names, rows); each row: its keys (frontend, init, training; or run, training when
+    `by_run`), {task: result}, average or None, dims (mean participation ratio) or None."""
+    keys = RUN_ROW_KEYS if by_run else ROW_KEYS
     cells: dict[tuple, dict] = {}
     for result in sorted(results, key=lambda r: r.get("_mtime", 0)):
-        row = tuple(result["model"][key] for key in ROW_KEYS)
+        row = _row(result["model"], by_run)
         task = result["task"]["name"]
         if task in cells.setdefault(row, {}):
             logger.warning("two results for %s on %s: using the newer (%s)", "/".join(row), task,
@@ -67,12 +94,14 @@ def assemble(results: list[dict]) -> tuple[list[str], list[dict]]:
         cells[row][task] = result
     task_names = sorted({task for row in cells.values() for task in row})
     rows = []
-    for row in sorted(cells, key=lambda r: (_order(r[0], FRONTEND_ORDER), _order(r[1], INIT_ORDER),
-                                             _training_order(r[2]))):
+    for row in sorted(cells, key=lambda r: _row_order(r, by_run)):
         by_task = cells[row]
         average = (sum(by_task[task]["mean"] for task in task_names) / len(task_names)
                    if all(task in by_task for task in task_names) else None)
-        rows.append(dict(zip(ROW_KEYS, row), results=by_task, average=average))
+        ratios = [result["embedding"]["participation_ratio"] for result in by_task.values()
+                  if "participation_ratio" in result.get("embedding", {})]
+        dims = sum(ratios) / len(ratios) if ratios else None
+        rows.append(dict(zip(keys, row), keys=keys, results=by_task, average=average, dims=dims))
     return task_names, rows
 
 
@@ -84,11 +113,15 @@ def _cell(result: dict | None) -> str:
 
 def to_markdown(task_names: list[str], rows: list[dict]) -> str:
     metrics = {task: next(row["results"][task]["metric"] for row in rows if task in row["results"]) for task in task_names}
-    header = ["frontend", "init", "training", *(f"{task} ({metrics[task]})" for task in task_names), "average"]
+    keys = rows[0]["keys"] if rows else ROW_KEYS
+    with_dims = keys == RUN_ROW_KEYS
+    header = [*keys, *(f"{task} ({metrics[task]})" for task in task_names), "average", *(["dims"] if with_dims else [])]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in rows:
         average = "" if row["average"] is None else f"{100 * row['average']:.1f}"
-        cells = [row[key] for key in ROW_KEYS] + [_cell(row["results"].get(task)) for task in task_names] + [average]
+        cells = [row[key] for key in keys] + [_cell(row["results"].get(task)) for task in task_names] + [average]
+        if with_dims:
+            cells.append("" if row["dims"] is None else f"{row['dims']:.1f}")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -97,14 +130,16 @@ def to_csv(task_names: list[str], rows: list[dict]) -> str:
     """One row per table row: mean and std (fractions, not percent) per task, and the average."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow([*ROW_KEYS, *(f"{task}_{stat}" for task in task_names for stat in ("mean", "std")), "average"])
+    keys = rows[0]["keys"] if rows else ROW_KEYS
+    writer.writerow([*keys, *(f"{task}_{stat}" for task in task_names for stat in ("mean", "std")), "average", "dims"])
     for row in rows:
         values = []
         for task in task_names:
             result = row["results"].get(task)
             values += [f"{result['mean']:.6f}", f"{result['std']:.6f}"] if result else ["", ""]
-        writer.writerow([*(row[key] for key in ROW_KEYS), *values,
-                         "" if row["average"] is None else f"{row['average']:.6f}"])
+        writer.writerow([*(row[key] for key in keys), *values,
+                         "" if row["average"] is None else f"{row['average']:.6f}",
+                         "" if row["dims"] is None else f"{row['dims']:.3f}"])
     return buffer.getvalue()
 
 
@@ -121,11 +156,13 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m leaf_ssl.tables", description=__doc__.split("\n\n")[0])
     parser.add_argument("results", nargs="+", help="probe result JSON files or folders holding them")
     parser.add_argument("--out", help="write <out>.md and <out>.csv")
+    parser.add_argument("--rows", choices=("frontend", "run"), default="frontend",
+                        help="a row per frontend x init x training (the paper's tables), or per run x training")
     args = parser.parse_args(argv)
     results = load_results(args.results)
     if not results:
         sys.exit(f"error: no probe result JSON found in {args.results}")
-    task_names, rows = assemble(results)
+    task_names, rows = assemble(results, by_run=args.rows == "run")
     markdown = to_markdown(task_names, rows)
     print(markdown)
     if args.out:

@@ -100,3 +100,18 @@ def test_multi_label_head_learns_independent_labels():
     head = linear.train_linear_probe(features[:150], targets[:150], multi_label=True, seed=0,
                                      recipe=linear.ProbeRecipe(epochs=200, batch_size=64))
     assert linear.mean_average_precision(head.logits(features[150:]), targets[150:]) > 0.9
+
+
+def test_participation_ratio_counts_the_directions_the_data_spans():
+    rng = np.random.default_rng(0)
+    isotropic = rng.normal(size=(20000, 8))
+    assert linear.participation_ratio(isotropic) == pytest.approx(8, rel=0.02)
+    # Three independent directions embedded in 16 dimensions, each copied into several
+    # features: after standardisation each copy has unit variance, so the eigenvalues are the
+    # group sizes 8, 4, 4 and the ratio is 16^2 / (64 + 16 + 16).
+    sources = rng.normal(size=(20000, 3))
+    copies = np.concatenate([np.repeat(sources[:, :1], 8, axis=1), np.repeat(sources[:, 1:], 4, axis=1)], axis=1)
+    assert linear.participation_ratio(copies) == pytest.approx(256 / 96, rel=0.02)
+    # a constant feature adds nothing
+    with_constant = np.concatenate([isotropic, np.ones((20000, 1))], axis=1)
+    assert linear.participation_ratio(with_constant) == pytest.approx(8, rel=0.02)

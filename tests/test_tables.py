@@ -62,3 +62,29 @@ def test_newest_result_wins_for_a_duplicate_cell(results_dir):
 def test_no_results_is_an_error(tmp_path):
     with pytest.raises(SystemExit, match="no probe result"):
         tables.main([str(tmp_path)])
+
+
+def test_rows_by_run_keep_apart_two_runs_of_one_frontend(tmp_path, capsys):
+    """A recipe search: two runs of leaf/mel and their shared untrained floor, one row each, with
+    the mean participation ratio of each row's results."""
+    def result(checkpoint, training, task, per_seed, ratio):
+        found = _result("leaf", "mel", training, task, per_seed)
+        found["model"]["checkpoint"] = checkpoint
+        found["embedding"] = {"participation_ratio": ratio}
+        return found
+    fixtures = {
+        "a/probes": [result("/x/runs/cosine/checkpoints/240", "self-supervised", "keyword", [0.5, 0.7], 4.0),
+                     result("/x/runs/cosine/checkpoints/240", "self-supervised", "language", [0.3, 0.3], 6.0)],
+        "b/probes": [result("/x/runs/bilinear/checkpoints/80", "self-supervised", "keyword", [0.4, 0.4], 2.0)],
+        "c/probes": [result("random:runs/cosine:leaf,mel", "untrained", "keyword", [0.9, 0.9], 9.0)],
+    }
+    for folder, results in fixtures.items():
+        (tmp_path / folder).mkdir(parents=True)
+        for found in results:
+            (tmp_path / folder / f"{found['task']['name']}.json").write_text(json.dumps(found))
+    tables.main([str(tmp_path), "--rows", "run"])
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "| run | training | keyword (accuracy) | language (accuracy) | average | dims |"
+    assert lines[2:5] == ["| bilinear | self-supervised | 40.0 ± 0.0 |  |  | 2.0 |",
+                          "| cosine | untrained | 90.0 ± 0.0 |  |  | 9.0 |",
+                          "| cosine | self-supervised | 60.0 ± 14.1 | 30.0 ± 0.0 | 45.0 | 5.0 |"]

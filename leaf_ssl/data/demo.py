@@ -1,6 +1,6 @@
 """The demo corpus: real audio from Debian packages, as pretraining shards and three probe tasks.
 
-    python -m leaf_ssl.data.demo --out DIR [--scale tiny|small|full] [--workers N]
+    python -m leaf_ssl.data.demo --out DIR [--scale tiny|small|full] [--workers N] [--pretrain_hours H]
 
 Tasks (see each source module in `leaf_ssl.data.demo_sources` for how it is made and split):
 
@@ -12,7 +12,9 @@ Tasks (see each source module in `leaf_ssl.data.demo_sources` for how it is made
 Layout of DIR:
 
 * ``pretrain/pretrain-*.tfrecord``: every TRAIN clip of every task, unlabelled (test clips are
-  kept out so that no probe is scored on audio seen in pretraining);
+  kept out so that no probe is scored on audio seen in pretraining), and with ``--pretrain_hours
+  H`` about H more hours of 10 s clips of game music, effects and voices from Debian packages
+  (``demo_sources.packaged_audio``; downloaded into ``DIR/packages`` or ``--package_cache``);
 * ``tasks/<task>/{train,test}-*.tfrecord`` (labels = [class index]) and ``tasks/<task>/task.json``
   (class names, split rule, clip counts and seconds per split and class);
 * ``corpus.json``: settings and totals, written last: its presence means the corpus is complete.
@@ -27,15 +29,17 @@ import concurrent.futures
 import itertools
 import json
 import logging
+import math
 import multiprocessing
 import os
 import shutil
 import sys
 import time
 from collections import Counter
+from pathlib import Path
 
 from leaf_ssl.data.audio import SAMPLE_RATE
-from leaf_ssl.data.demo_sources import instrument, keyword, language
+from leaf_ssl.data.demo_sources import instrument, keyword, language, packaged_audio
 from leaf_ssl.data.demo_sources.common import SPLITS, TRAIN, LabelledClip, MissingToolError
 
 logger = logging.getLogger(__name__)
@@ -44,12 +48,15 @@ CORPUS_FORMAT = 1  # bump when the output changes in a way the per-task settings
 SOURCES = {"keyword": keyword, "instrument": instrument, "language": language}
 SCALES = ("tiny", "small", "full")
 PRETRAIN_SHARDS = {"tiny": 2, "small": 8, "full": 32}
+SHARDS_PER_PACKAGED_HOUR = 4  # about 460 MB of int16 PCM per hour: shards of about 115 MB
+PACKAGED = "packaged"
 TASK_SHARDS = {"tiny": 1, "small": 2, "full": 4}
 MANIFEST = "corpus.json"
 
 
 def build_demo_corpus(out_dir: str | os.PathLike, scale: str = "small", *, workers: int | None = None,
-                      progress: bool = True) -> dict:
+                      progress: bool = True, pretrain_hours: float = 0.0,
+                      package_cache: str | os.PathLike | None = None) -> dict:
     """Builds the corpus in `out_dir` unless an identical one is there; returns the corpus.json manifest.
 
     Args:
@@ -58,22 +65,35 @@ def build_demo_corpus(out_dir: str | os.PathLike, scale: str = "small", *, worke
       scale: 'tiny' (seconds, for tests), 'small' (the CPU demo, a few minutes), or 'full'.
       workers: rendering processes; default: the CPUs this process may use.
       progress: print a progress line to stderr.
+      pretrain_hours: hours of packaged game audio added to the pretraining shards (0: none).
+      package_cache: where the Debian packages are downloaded and unpacked (default
+        `out_dir/packages`, kept across rebuilds).
 
     Raises:
       MissingToolError: a program or data package is missing (checked before any work).
     """
     if scale not in SCALES:
         raise ValueError(f"scale must be one of {SCALES}, got {scale!r}")
+    if not (pretrain_hours >= 0 and math.isfinite(pretrain_hours)):
+        raise ValueError(f"pretrain_hours must be a finite number >= 0, got {pretrain_hours!r}")
     for source in SOURCES.values():
         source.check_available()
     plans = {name: source.plan(scale) for name, source in SOURCES.items()}
+    packaged_files, unreadable = [], {}
+    package_cache = Path(package_cache or Path(out_dir) / "packages")
+    if pretrain_hours > 0:
+        packaged_files, unreadable = packaged_audio.select_files(packaged_audio.fetch(package_cache), pretrain_hours)
+    pretrain_shards = max(PRETRAIN_SHARDS[scale], math.ceil(pretrain_hours * SHARDS_PER_PACKAGED_HOUR))
     settings = _json_round_trip({
         "format": CORPUS_FORMAT,
         "scale": scale,
         "sample_rate": SAMPLE_RATE,
-        "pretrain_shards": PRETRAIN_SHARDS[scale],
+        "pretrain_shards": pretrain_shards,
         "task_shards": TASK_SHARDS[scale],
         "tasks": {name: plan.settings for name, plan in plans.items()},
+        "pretrain_hours": pretrain_hours,
+        "packaged_audio": {"packages": list(packaged_audio.PACKAGES), "files": len(packaged_files),
+                           "clip_seconds": packaged_audio.CLIP_SECONDS} if pretrain_hours > 0 else None,
     })
     manifest_path = os.path.join(out_dir, MANIFEST)
     existing = _read_json(manifest_path)
@@ -83,7 +103,11 @@ def build_demo_corpus(out_dir: str | os.PathLike, scale: str = "small", *, worke
 
     started = time.monotonic()
     _remove_previous_build(out_dir)
-    stats = _render_and_write(out_dir, scale, plans, workers or len(os.sched_getaffinity(0)), progress)
+    packaged_jobs = packaged_audio.plan_jobs(packaged_files, package_cache)
+    stats = _render_and_write(out_dir, scale, plans, packaged_jobs, pretrain_shards,
+                              workers or len(os.sched_getaffinity(0)), progress)
+    if unreadable:
+        stats["pretrain"]["unreadable_package_files"] = unreadable
     for name, plan in plans.items():
         task_json = {
             "name": name,
@@ -107,8 +131,9 @@ def build_demo_corpus(out_dir: str | os.PathLike, scale: str = "small", *, worke
     return manifest
 
 
-def _render_and_write(out_dir, scale, plans, workers, progress) -> dict:
-    """Runs every job in a process pool and streams its clips into the shard writers."""
+def _render_and_write(out_dir, scale, plans, packaged_jobs, pretrain_shards, workers, progress) -> dict:
+    """Runs every job in a process pool and streams its clips into the shard writers: a task's
+    train clips to its task and the pretraining shards, packaged clips to the pretraining shards."""
     # Imported here, not at the top: "spawn" workers re-import this module, and must not load TensorFlow.
     from leaf_ssl.data.records import ShardWriter
 
@@ -116,18 +141,27 @@ def _render_and_write(out_dir, scale, plans, workers, progress) -> dict:
         (name, split): ShardWriter(os.path.join(out_dir, "tasks", name), split, TASK_SHARDS[scale])
         for name in plans for split in SPLITS
     }
-    pretrain_writer = ShardWriter(os.path.join(out_dir, "pretrain"), "pretrain", PRETRAIN_SHARDS[scale])
+    pretrain_writer = ShardWriter(os.path.join(out_dir, "pretrain"), "pretrain", pretrain_shards)
     split_stats = {name: {split: _empty_split_stats(plans[name].classes) for split in SPLITS} for name in plans}
     pretrain_stats = {"clips": 0, "seconds": 0.0}
+    packaged_stats = {"files": len(packaged_jobs), "clips": 0, "seconds": 0.0, "undecodable_files": []}
 
-    jobs = _alternate([[(name, job) for job in plan.jobs] for name, plan in plans.items()])
+    jobs = _alternate([[(name, job) for job in plan.jobs] for name, plan in plans.items()]
+                      + [[(PACKAGED, job) for job in packaged_jobs]])
     # "spawn": the parent has TensorFlow loaded, whose threads make fork unsafe.
     with concurrent.futures.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
         results = pool.map(_run_job, [job for _, job in jobs])
         meter = _Progress(len(jobs), enabled=progress)
-        for (name, _), clips in zip(jobs, results):
+        for (name, job), clips in zip(jobs, results):
+            if name == PACKAGED and not clips:
+                packaged_stats["undecodable_files"].append(job.args[1])
             for clip in clips:
                 seconds = clip.waveform.size / SAMPLE_RATE
+                if name == PACKAGED:
+                    if pretrain_writer.write(clip.id, clip.waveform):
+                        packaged_stats["clips"] += 1
+                        packaged_stats["seconds"] += seconds
+                    continue
                 if task_writers[name, clip.split].write(clip.id, clip.waveform, [clip.label]):
                     _add_clip(split_stats[name][clip.split], plans[name].classes[clip.label], seconds)
                 if clip.split == TRAIN and pretrain_writer.write(clip.id, clip.waveform):
@@ -143,13 +177,17 @@ def _render_and_write(out_dir, scale, plans, workers, progress) -> dict:
     for stats in split_stats.values():
         for split in stats.values():
             split["seconds"] = round(split["seconds"], 1)
-    pretrain_stats["seconds"] = round(pretrain_stats["seconds"], 1)
-    pretrain_stats["shards"] = PRETRAIN_SHARDS[scale]
+    pretrain_stats["seconds"] = round(pretrain_stats["seconds"] + packaged_stats["seconds"], 1)
+    pretrain_stats["clips"] += packaged_stats["clips"]
+    pretrain_stats["shards"] = pretrain_shards
+    if packaged_jobs:
+        packaged_stats["seconds"] = round(packaged_stats["seconds"], 1)
+        pretrain_stats["packaged_audio"] = packaged_stats
     return {"tasks": split_stats, "pretrain": pretrain_stats, "skipped": dict(skipped)}
 
 
 def _alternate(job_lists: list[list]) -> list:
-    """Round-robin over the tasks' job lists, so that consecutive records (and every shard) mix tasks."""
+    """Round-robin over the job lists, so that consecutive records (and every shard) mix sources."""
     rounds = itertools.zip_longest(*job_lists)
     return [job for jobs_of_round in rounds for job in jobs_of_round if job is not None]
 
@@ -231,12 +269,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", required=True, help="corpus directory")
     parser.add_argument("--scale", choices=SCALES, default="small", help="corpus size (default: small)")
     parser.add_argument("--workers", type=int, default=None, help="rendering processes (default: all CPUs)")
+    parser.add_argument("--pretrain_hours", type=float, default=0.0,
+                        help="add about this many hours of game music, effects and voices from Debian packages "
+                             "to the pretraining shards (downloaded with apt-get; default 0)")
+    parser.add_argument("--package_cache", default=None,
+                        help="folder the packages are downloaded and unpacked in (default: OUT/packages)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up chatter hides the progress line
     try:
-        manifest = build_demo_corpus(args.out, args.scale, workers=args.workers)
-    except MissingToolError as error:
+        manifest = build_demo_corpus(args.out, args.scale, workers=args.workers, pretrain_hours=args.pretrain_hours,
+                                     package_cache=args.package_cache)
+    except (MissingToolError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     pretrain = manifest["pretrain"]

@@ -157,6 +157,19 @@ def average_precision(scores: np.ndarray, relevant: np.ndarray) -> float:
     return float(np.sum(np.diff(recall, prepend=0.0) * precision))
 
 
+def participation_ratio(embeddings: np.ndarray) -> float:
+    """Effective number of dimensions of standardised `embeddings` (rows are examples):
+    (sum of the covariance's eigenvalues)^2 / (sum of their squares), from 1 (one direction) to the
+    dimension (isotropic). Standardised like the probe's inputs, so it measures what the head reads;
+    a collapsed encoder passes on few dimensions however wide it is."""
+    embeddings = np.asarray(embeddings, np.float64)
+    standardised = (embeddings - embeddings.mean(axis=0)) / np.maximum(embeddings.std(axis=0), 1e-6)
+    # trace(C)^2 / trace(C^2) = trace(C)^2 / ||C||_F^2: no eigendecomposition needed.
+    covariance = standardised.T @ standardised / max(len(standardised) - 1, 1)
+    squared_norm = float(np.sum(covariance * covariance))
+    return float(np.trace(covariance) ** 2 / squared_norm) if squared_norm > 0 else 0.0
+
+
 def mean_average_precision(scores: np.ndarray, targets: np.ndarray) -> float:
     """Mean over classes with at least one relevant clip of their average precision."""
     per_class = [average_precision(scores[:, c], targets[:, c]) for c in range(targets.shape[1])]
