@@ -13,19 +13,19 @@ bash launch/setup.sh
 .venv/bin/python -m leaf_ssl.data.demo --out demo_corpus
 .venv/bin/python -m leaf_ssl.train --config configs/demo.py --workdir "$WORKDIR" \
   --config.data.train_shards=demo_corpus/pretrain
-probe() {  # probe CKPT RESULTS_DIR TASK [more probe flags]: skipped when its result exists
-  [[ -f "$2/$3.json" ]] && return
-  .venv/bin/python -m leaf_ssl.probe --ckpt "$1" --workdir "$2" --task "$3" --data_dir demo_corpus "${@:4}"
+probe() {  # probe CKPT RESULTS_DIR [more probe flags]: the tasks without a result, in one call
+  local missing=()
+  for task in "${TASKS[@]}"; do [[ -f "$2/$task.json" ]] || missing+=(--task "$task"); done
+  (( ${#missing[@]} )) || return 0
+  .venv/bin/python -m leaf_ssl.probe --ckpt "$1" --workdir "$2" "${missing[@]}" --data_dir demo_corpus "${@:3}"
 }
-for task in "${TASKS[@]}"; do
-  probe "$WORKDIR" "$WORKDIR/probes" "$task"
-  # the untrained floor, with its initial BatchNorm statistics and with statistics of the data
-  probe "random:$WORKDIR" "$WORKDIR/probes_untrained" "$task"
-  probe "random:$WORKDIR" "$WORKDIR/probes_untrained_bn" "$task" --bn_batches 50
-  # the frontends alone (pooled over time, no encoder): what the encoders add to them
-  probe "$WORKDIR" "$WORKDIR/probes_frontend" "$task" --features frontend
-  probe "random:$WORKDIR" "$WORKDIR/probes_untrained_frontend" "$task" --features frontend
-done
+probe "$WORKDIR" "$WORKDIR/probes"
+# the untrained floor, with its initial BatchNorm statistics and with statistics of the data
+probe "random:$WORKDIR" "$WORKDIR/probes_untrained"
+probe "random:$WORKDIR" "$WORKDIR/probes_untrained_bn" --bn_batches 50
+# the frontends alone (pooled over time, no encoder): what the encoders add to them
+probe "$WORKDIR" "$WORKDIR/probes_frontend" --features frontend
+probe "random:$WORKDIR" "$WORKDIR/probes_untrained_frontend" --features frontend
 .venv/bin/python -m leaf_ssl.tables "$WORKDIR"/probes "$WORKDIR"/probes_{untrained,untrained_bn,frontend,untrained_frontend} \
   --out "$WORKDIR/table"
 echo "[demo] checkpoints in $WORKDIR/checkpoints, metrics in $WORKDIR/metrics.jsonl, table in $WORKDIR/table.md"

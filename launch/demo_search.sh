@@ -30,7 +30,7 @@ declare -A VARIANT_FLAGS=(
   [tiny_cosine_no_drop_path]="${TINY[*]} ${COSINE[*]} --config.encoder.drop_path_rate=0"
   [tiny_cosine_temperature_0.3]="${TINY[*]} ${COSINE[*]} --config.model.temperature=0.3"
   [tiny_cosine_avg_pool]="${TINY[*]} ${COSINE[*]} --config.encoder.pooling=avg"
-  [tiny_cosine_lr_x4]="${TINY[*]} ${COSINE[*]} --config.train.base_learning_rate=0.0005"
+  [tiny_cosine_lr_x4]="${TINY[*]} ${COSINE[*]} --config.train.base_learning_rate=0.032"
   [tiny_cosine_batch_64]="${TINY[*]} ${COSINE[*]} --config.train.batch_size=64"
   [tiny_cosine_960_steps]="${TINY[*]} ${COSINE[*]} --config.train.total_steps=960 --config.train.checkpoint_every_steps=320"
   [b0_cosine]="${COSINE[*]}"
@@ -44,11 +44,11 @@ for variant in "${ORDER[@]}"; do
 done
 
 [[ -f "$CORPUS/corpus.json" ]] || "$PYTHON" -m leaf_ssl.data.demo --out "$CORPUS"
-probe_all() {  # probe_all CKPT RESULTS_DIR [more probe flags]: skips tasks whose result exists
-  for task in "${TASKS[@]}"; do
-    [[ -f "$2/$task.json" ]] && continue
-    "$PYTHON" -m leaf_ssl.probe --ckpt "$1" --task "$task" --data_dir "$CORPUS" --workdir "$2" --seeds "$SEEDS" "${@:3}"
-  done
+probe_all() {  # probe_all CKPT RESULTS_DIR [more probe flags]: the tasks without a result, in one call
+  local missing=()
+  for task in "${TASKS[@]}"; do [[ -f "$2/$task.json" ]] || missing+=(--task "$task"); done
+  (( ${#missing[@]} )) || return 0
+  "$PYTHON" -m leaf_ssl.probe --ckpt "$1" "${missing[@]}" --data_dir "$CORPUS" --workdir "$2" --seeds "$SEEDS" "${@:3}"
 }
 started=$SECONDS
 for variant in "${ORDER[@]}"; do

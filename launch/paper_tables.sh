@@ -4,7 +4,10 @@
 #
 #   bash launch/paper_tables.sh demo    # CPU, about an hour on 2 cores: the demo corpus (built if
 #                                       # absent), tiny encoder, short runs, 3 demo tasks
-#   bash launch/paper_tables.sh gpu     # one accelerator: demo corpus, EfficientNet-B0, longer runs
+#   bash launch/paper_tables.sh gpu     # one GPU, under 8 minutes: the paper's configs (EfficientNet-B0,
+#                                       # batch 256, STEPS steps) on the demo corpus plus PRETRAIN_HOURS
+#                                       # hours of packaged game audio; LEAF random- and mel-init and
+#                                       # mel, self-supervised only, each next to its untrained floor
 #   bash launch/paper_tables.sh paper   # AudioSet: pretraining shards in $AUDIOSET_SHARDS, the labelled
 #                                       # AudioSet task folder in $AUDIOSET_LABELLED (supervised rows),
 #                                       # TFDS tasks in $TFDS_DATA_DIR
@@ -15,8 +18,12 @@
 # data), and table.{md,csv}.
 # Re-running skips probes whose result exists; training resumes from its newest checkpoint (a
 # finished run does no more steps). Variants: mel, sincnet (mel/random init), leaf (mel/random).
-# Environment: PYTHON (default .venv/bin/python), OUT, DEMO_CORPUS (default demo_corpus), SEEDS, BN_BATCHES,
-# VARIANTS (space-separated, in the order to run; default: all five).
+# Environment: PYTHON (default .venv/bin/python), OUT, DEMO_CORPUS (default demo_corpus; gpu:
+# demo_corpus_hours), SEEDS, BN_BATCHES, VARIANTS (space-separated, in the order to run; default:
+# all five; gpu: leaf,random leaf,mel mel), SUPERVISED (1: also the supervised rows; gpu default
+# 0), FLOORS (untrained and/or untrained_bn; gpu default untrained), and for gpu STEPS (500),
+# BATCH (256), PRETRAIN_HOURS (4), CORPUS_SCALE (small) and EXTRA_FLAGS (more training flags,
+# e.g. for a smoke run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PRESET="${1:-demo}"
@@ -24,27 +31,47 @@ PYTHON="${PYTHON:-.venv/bin/python}"
 OUT="${OUT:-runs/tables_${PRESET}}"
 SEEDS="${SEEDS:-3}"
 BN_BATCHES="${BN_BATCHES:-50}"
-read -r -a VARIANTS <<< "${VARIANTS:-mel sincnet,mel sincnet,random leaf,mel leaf,random}"
+ALL_VARIANTS="mel sincnet,mel sincnet,random leaf,mel leaf,random"
+DEFAULT_SUPERVISED=1
+DEFAULT_FLOORS="untrained untrained_bn"
 TRAIN_FLAGS=()
+paper_config() {  # paper_config pretrain|supervised VARIANT
+  case "$2" in
+    mel) echo "configs/$1_mel.py" ;;
+    sincnet,*) echo "configs/$1_sincnet.py:${2#sincnet,}" ;;
+    leaf,*) echo "configs/$1_leaf.py:${2#leaf,}" ;;
+  esac
+}
 case "$PRESET" in
-  demo|gpu)
+  demo)
     CORPUS="${DEMO_CORPUS:-demo_corpus}"
     [[ -f "$CORPUS/corpus.json" ]] || "$PYTHON" -m leaf_ssl.data.demo --out "$CORPUS" --scale small
     TASKS=(keyword instrument language)
     TASK_FLAGS=(--data_dir "$CORPUS")
     ssl_config() { echo "configs/demo.py:$1"; }
     supervised_config() { echo "configs/demo_supervised.py:$1"; }
-    TRAIN_FLAGS=(--config.data.train_shards="$CORPUS/pretrain")
-    SUPERVISED_FLAGS=(--config.supervised.task_dir="$CORPUS/tasks/keyword")
-    if [[ "$PRESET" == demo ]]; then
-      # Two CPU cores: the tiny EfficientNet (width 0.25, depth 0.34) keeps 15 runs and 45 probes
-      # to about an hour; the frontends are the paper's.
-      SIZE_FLAGS=(--config.encoder.name=efficientnet_tiny --config.train.total_steps=200)
-    else
-      SIZE_FLAGS=(--config.train.batch_size=256 --config.train.total_steps=3000 --config.train.checkpoint_every_steps=1000)
-    fi
-    TRAIN_FLAGS+=("${SIZE_FLAGS[@]}")
-    SUPERVISED_FLAGS+=("${SIZE_FLAGS[@]}")
+    # Two CPU cores: the tiny EfficientNet (width 0.25, depth 0.34) keeps 15 runs and 45 probes
+    # to about an hour; the frontends are the paper's.
+    SIZE_FLAGS=(--config.encoder.name=efficientnet_tiny --config.train.total_steps=200)
+    TRAIN_FLAGS=(--config.data.train_shards="$CORPUS/pretrain" "${SIZE_FLAGS[@]}")
+    SUPERVISED_FLAGS=(--config.supervised.task_dir="$CORPUS/tasks/keyword" "${SIZE_FLAGS[@]}")
+    ;;
+  gpu)
+    CORPUS="${DEMO_CORPUS:-demo_corpus_hours}"
+    "$PYTHON" -m leaf_ssl.data.demo --out "$CORPUS" --scale "${CORPUS_SCALE:-small}" --pretrain_hours "${PRETRAIN_HOURS:-4}"
+    TASKS=(keyword instrument language)
+    TASK_FLAGS=(--data_dir "$CORPUS")
+    ALL_VARIANTS="leaf,random leaf,mel mel"
+    DEFAULT_SUPERVISED=0
+    DEFAULT_FLOORS=untrained
+    ssl_config() { paper_config pretrain "$1"; }
+    # The paper's recipe at one-GPU size: its configs, at batch 256 for STEPS steps, with the
+    # warm-up in epochs of this corpus (num_clips=0 counts its records instead of AudioSet's).
+    read -r -a EXTRA <<< "${EXTRA_FLAGS:-}"
+    TRAIN_FLAGS=(--config.data.train_shards="$CORPUS/pretrain" --config.data.num_clips=0
+                 --config.train.batch_size="${BATCH:-256}" --config.train.total_steps="${STEPS:-500}"
+                 --config.train.warmup_epochs=5 --config.train.log_every_steps=50
+                 --config.train.checkpoint_every_steps=100000 "${EXTRA[@]}")
     ;;
   paper)
     : "${AUDIOSET_SHARDS:?set AUDIOSET_SHARDS to the AudioSet pretraining shards}"
@@ -52,13 +79,6 @@ case "$PRESET" in
     : "${TFDS_DATA_DIR:?set TFDS_DATA_DIR to a TFDS data_dir with the tasks prepared (tfds build NAME)}"
     TASKS=(speech_commands crema_d nsynth_instrument nsynth_pitch voxforge voxceleb librispeech_speaker)
     TASK_FLAGS=(--tfds_data_dir "$TFDS_DATA_DIR")
-    paper_config() {  # paper_config pretrain|supervised VARIANT
-      case "$2" in
-        mel) echo "configs/$1_mel.py" ;;
-        sincnet,*) echo "configs/$1_sincnet.py:${2#sincnet,}" ;;
-        leaf,*) echo "configs/$1_leaf.py:${2#leaf,}" ;;
-      esac
-    }
     ssl_config() { paper_config pretrain "$1"; }
     supervised_config() { paper_config supervised "$1"; }
     TRAIN_FLAGS=(--config.data.train_shards="$AUDIOSET_SHARDS")
@@ -66,13 +86,16 @@ case "$PRESET" in
     ;;
   *) echo "usage: $0 demo|gpu|paper" >&2; exit 2 ;;
 esac
+read -r -a VARIANTS <<< "${VARIANTS:-$ALL_VARIANTS}"
+SUPERVISED="${SUPERVISED:-$DEFAULT_SUPERVISED}"
+FLOORS=" ${FLOORS:-$DEFAULT_FLOORS} "
 
-probe_all() {  # probe_all CKPT RESULTS_DIR [more probe flags]
-  for task in "${TASKS[@]}"; do
-    if [[ -f "$2/$task.json" ]]; then echo "== $task on $1: done already"; continue; fi
-    echo "== $task on $1"
-    "$PYTHON" -m leaf_ssl.probe --ckpt "$1" --task "$task" "${TASK_FLAGS[@]}" --workdir "$2" --seeds "$SEEDS" "${@:3}"
-  done
+probe_all() {  # probe_all CKPT RESULTS_DIR [more probe flags]: the tasks without a result, in one call
+  local missing=()
+  for task in "${TASKS[@]}"; do [[ -f "$2/$task.json" ]] || missing+=(--task "$task"); done
+  if (( ! ${#missing[@]} )); then echo "== $1: probed already"; return; fi
+  echo "== probing $1"
+  "$PYTHON" -m leaf_ssl.probe --ckpt "$1" "${missing[@]}" "${TASK_FLAGS[@]}" --workdir "$2" --seeds "$SEEDS" "${@:3}"
 }
 
 started=$SECONDS
@@ -83,8 +106,13 @@ for variant in "${VARIANTS[@]}"; do
   probe_all "$OUT/${name}_ssl" "$OUT/${name}_ssl/probes"
   # The floor: the untrained model, exactly as the self-supervised run started; and the same
   # weights with BatchNorm statistics of the training data (their initial ones are identities).
-  probe_all "random:$OUT/${name}_ssl" "$OUT/${name}_untrained/probes"
-  probe_all "random:$OUT/${name}_ssl" "$OUT/${name}_untrained_bn/probes" --bn_batches "$BN_BATCHES"
+  if [[ "$FLOORS" == *" untrained "* ]]; then
+    probe_all "random:$OUT/${name}_ssl" "$OUT/${name}_untrained/probes"
+  fi
+  if [[ "$FLOORS" == *" untrained_bn "* ]]; then
+    probe_all "random:$OUT/${name}_ssl" "$OUT/${name}_untrained_bn/probes" --bn_batches "$BN_BATCHES"
+  fi
+  [[ "$SUPERVISED" == 1 ]] || continue
   echo "== $name: supervised ($(supervised_config "$variant"))"
   "$PYTHON" -m leaf_ssl.train --config "$(supervised_config "$variant")" --workdir "$OUT/${name}_supervised" \
     "${SUPERVISED_FLAGS[@]}"

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Sets up a fresh Debian/Ubuntu machine for leaf_ssl: the audio tools the demo corpus is made
-# with (apt), and a virtual environment in .venv with the package and its test extras.
+# with (apt), and a virtual environment in .venv with the package and its test and peer extras
+# (torch: the learning-parity benchmark's independent COLA, which the tests check).
 # Idempotent: a second run only checks. Run from anywhere; works on the repo root.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -32,7 +33,7 @@ fi
 STAMP=.venv/leaf_ssl_pyproject.sha256
 if ! sha256sum --status -c "$STAMP" 2>/dev/null; then
   .venv/bin/python -m pip install -q --upgrade pip
-  .venv/bin/python -m pip install -q -e ".[test]"
+  .venv/bin/python -m pip install -q -e ".[test,peer]"
   sha256sum pyproject.toml > "$STAMP"
 fi
 echo "[setup] ready: $(.venv/bin/python -c 'import jax, flax; print("jax", jax.__version__, "flax", flax.__version__)')"

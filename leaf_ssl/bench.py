@@ -1,8 +1,8 @@
-"""Micro-benchmarks: `python -m leaf_ssl.bench --what frontend|step|input|checkpoint|all [...]`.
+"""Benchmarks: `python -m leaf_ssl.bench --what frontend|step|input|checkpoint|learning|all [...]`.
 
 Each benchmark is a function in `BENCHMARKS` (keyed by the `--what` name) that takes the parsed arguments
 and returns rows of results; `main` prints them as a table and optionally writes them as JSON
-(`--what all` runs every benchmark in turn).
+(`--what all` runs every benchmark in turn but `learning`, which trains for minutes).
 
   frontend: jit-compiled forward + gradient (of the sum of the features w.r.t. the parameters) of every
             frontend and filterbank path (`--cases`) on (batch, 15360) random audio (0.96 s at 16 kHz),
@@ -30,6 +30,11 @@ and returns rows of results; `main` prints them as a table and optionally writes
   checkpoint: the paper-shape train state (`--frontend`, `--n_filters`, B0, AdamW) through the run's
             checkpoint store: save (with its digests, until on disk) and restore (with their check), and
             the SHA-256 digests alone; `digest_share` is the digests' part of each.
+  learning: learning parity with an independent PyTorch COLA (`--peer torch`): for each finished run
+            (`--run`, repeated: one per seed; mel frontend), the peer trains on the run's own batches
+            with its recipe, then both are probed on `--tasks` by the same probe code; contrastive
+            accuracy and loss at every logged step and the probes, mean ± std over runs. See
+            `leaf_ssl.bench_learning` and `launch/learning_parity.sh`.
 
 Rows of `frontend` and `input` also have `crops_per_cpu_s` (crops per second of the process's CPU time,
 all threads), `cores_busy` (process CPU seconds / wall seconds: how many cores the case kept busy; on a
@@ -46,6 +51,7 @@ import os
 import statistics
 import sys
 import time
+from pathlib import Path
 from typing import Callable
 
 import flax.linen as nn
@@ -53,7 +59,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from leaf_ssl import bench_input, bench_peer
+from leaf_ssl import bench_input, bench_learning, bench_peer
 from leaf_ssl.bench_host import CpuMeter, Usage, busy_and_waiting, pin_process, usable_cores
 from leaf_ssl.frontends import Leaf, MelFilterbank, SincNet, SincNetPlus
 from leaf_ssl.frontends.framing import window_and_stride_samples
@@ -317,12 +323,25 @@ def bench_checkpoint(args: argparse.Namespace) -> list[dict]:
             for name, seconds in medians.items()]
 
 
+def bench_learn(args: argparse.Namespace) -> list[dict]:
+    if args.peer != "torch" or not args.run:
+        raise SystemExit("error: --what learning needs --peer torch and at least one --run DIR (a finished run of ours)")
+    try:
+        return bench_learning.compare([Path(run) for run in args.run], args.tasks.split(","), args.data_dir,
+                                      args.probe_seeds, threads=len(usable_cores()))
+    except (ValueError, OSError) as error:
+        raise SystemExit(f"error: {error}") from error
+
+
 BENCHMARKS: dict[str, Callable[[argparse.Namespace], list[dict]]] = {
     "frontend": bench_frontends,
     "step": bench_train_step,
     "input": bench_input.bench_input,
     "checkpoint": bench_checkpoint,
+    "learning": bench_learn,
 }
+EVERYDAY = ("frontend", "step", "input", "checkpoint")
+"""What `--what all` runs."""
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -333,7 +352,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--n_filters", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--cases", help=f"frontend: comma-separated subset of {','.join(frontend_cases(1))}")
-    parser.add_argument("--peer", choices=["speechbrain"], help="frontend: also time this PyTorch peer")
+    parser.add_argument("--peer", choices=["speechbrain", "torch"],
+                        help="frontend: also time SpeechBrain's Leaf (speechbrain); learning: the torch COLA (torch)")
     parser.add_argument("--stages", action="store_true",
                         help=f"frontend: also time each LEAF case's first stages ({', '.join(LEAF_STAGES)})")
     parser.add_argument("--pairs_per_device", type=int, default=256, help="step: pairs per device")
@@ -353,6 +373,10 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="input: clips in the shuffle buffer; keep it below the clip count, as on AudioSet, "
                              "or every epoch starts with a pause to fill it")
     parser.add_argument("--input_batches", type=int, default=50, help="input: timed batches per repeat")
+    parser.add_argument("--run", action="append", help="learning: a finished run of ours (repeat: one per seed)")
+    parser.add_argument("--tasks", default="keyword,instrument,language", help="learning: probe tasks, comma-separated")
+    parser.add_argument("--data_dir", default="demo_corpus", help="learning: the demo corpus, for bare task names")
+    parser.add_argument("--probe_seeds", type=int, default=3, help="learning: linear heads per task and model")
     parser.add_argument("--json", help="also write the rows (and the device and environment) to this JSON file")
     return parser.parse_args(argv)
 
@@ -386,13 +410,14 @@ def environment() -> dict[str, str]:
 def main(argv=None) -> None:
     args = parse_args(argv)
     device = jax.devices()[0]
-    names = list(BENCHMARKS) if args.what == "all" else [args.what]
+    names = list(EVERYDAY) if args.what == "all" else [args.what]
     all_rows = []
     for name in names:
         rows = BENCHMARKS[name](args)
         where = f"the host CPU ({len(usable_cores())} cores)" if name == "input" else \
             f"{device.platform} ({device.device_kind})"
-        print(f"{name} on {where}, median of {args.repeats}")
+        summary = "mean ± std over runs" if name == "learning" else f"median of {args.repeats}"
+        print(f"{name} on {where}, {summary}")
         print_table(rows)
         all_rows += [{"what": name, **row} for row in rows]
     if args.json:

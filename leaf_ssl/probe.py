@@ -92,18 +92,10 @@ def run_probe(frozen: checkpoint.FrozenModel, task: tasks.Task, workdir: str | P
     segment_seconds = segment_samples / SAMPLE_RATE
     embedded = embedding.embed_task(frozen, task, workdir / "embeddings", segment_samples=segment_samples,
                                     batch_size=embed_batch, features=features, progress=progress)
-    train, test = embedded.splits["train"], embedded.splits["test"]
+    train = embedded.splits["train"]
     metric = "mAP" if task.multi_label else "accuracy"
     started = time.perf_counter()
-    scores = []
-    for seed in range(seeds):
-        head = linear.train_linear_probe(train.embeddings, train.segment_targets(), multi_label=task.multi_label,
-                                         seed=seed, recipe=recipe)
-        logits = linear.clip_logits(head.logits(test.embeddings), test.segment_clip, test.num_clips)
-        if task.multi_label:
-            scores.append(linear.mean_average_precision(logits, test.targets))
-        else:
-            scores.append(linear.accuracy(logits, test.targets.argmax(axis=1)))
+    scores = score_heads(embedded, multi_label=task.multi_label, seeds=seeds, recipe=recipe)
     result = {
         "task": {"name": task.name, "spec": task.spec, "classes": embedded.classes,
                  "num_classes": len(embedded.classes), "multi_label": task.multi_label, "metric": metric},
@@ -130,6 +122,23 @@ def run_probe(frozen: checkpoint.FrozenModel, task: tasks.Task, workdir: str | P
     (workdir / f"{task.name}.json").write_text(json.dumps(result, indent=2))
     (workdir / f"{task.name}.md").write_text(format_markdown(result))
     return result
+
+
+def score_heads(embedded: embedding.TaskEmbeddings, *, multi_label: bool, seeds: int,
+                recipe: linear.ProbeRecipe = linear.ProbeRecipe()) -> list[float]:
+    """Per seed, a linear head trained on the train segments, scored on the test clips by the mean
+    of their segments' logits: accuracy, or mAP for a multi-label task."""
+    train, test = embedded.splits["train"], embedded.splits["test"]
+    scores = []
+    for seed in range(seeds):
+        head = linear.train_linear_probe(train.embeddings, train.segment_targets(), multi_label=multi_label,
+                                         seed=seed, recipe=recipe)
+        logits = linear.clip_logits(head.logits(test.embeddings), test.segment_clip, test.num_clips)
+        if multi_label:
+            scores.append(linear.mean_average_precision(logits, test.targets))
+        else:
+            scores.append(linear.accuracy(logits, test.targets.argmax(axis=1)))
+    return scores
 
 
 def format_markdown(result: dict) -> str:
@@ -165,8 +174,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m leaf_ssl.probe", description=__doc__.split("\n\n")[0])
     parser.add_argument("--ckpt", required=True, help="run workdir, its checkpoints/ folder, a step folder, "
                                                       "or random:<config file>[:<args>]")
-    parser.add_argument("--task", required=True, help="demo:<corpus>/<task>, folder:<dir>, csv:<file>, a TFDS "
-                                                      f"task {sorted(tasks.TFDS_TASKS)}, or a demo task with --data_dir")
+    parser.add_argument("--task", required=True, action="append",
+                        help="demo:<corpus>/<task>, folder:<dir>, csv:<file>, a TFDS task "
+                             f"{sorted(tasks.TFDS_TASKS)}, or a demo task with --data_dir; repeat it to probe "
+                             "several tasks with one loaded (and compiled) model")
     parser.add_argument("--workdir", help="results and embedding cache (default: <run>/probes, or "
                                           "<run>/probes_bn with --bn_batches)")
     parser.add_argument("--data_dir", help="demo corpus folder, for bare demo task names")
@@ -199,7 +210,9 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("absl").setLevel(logging.WARNING)  # orbax logs several INFO lines per restore
     try:
-        task = tasks.resolve_task(args.task, data_dir=args.data_dir, tfds_data_dir=args.tfds_data_dir)
+        # every task is resolved before any work, so a typo in the last one costs nothing
+        task_list = [tasks.resolve_task(spec, data_dir=args.data_dir, tfds_data_dir=args.tfds_data_dir)
+                     for spec in args.task]
         frozen = checkpoint.load_frozen_model(args.ckpt)
     except (tasks.TaskError, CheckpointError) as error:
         sys.exit(f"error: {error}")
@@ -213,11 +226,12 @@ def main(argv: list[str] | None = None) -> None:
                                                                                   features=args.features)
     recipe = linear.ProbeRecipe(epochs=args.epochs, batch_size=args.batch, learning_rate=args.learning_rate,
                                 min_steps=args.min_steps)
-    logger.info("probing %s (step %d) on %s; results in %s", frozen.source, frozen.step, task.spec, workdir)
-    result = run_probe(frozen, task, workdir, seeds=args.seeds, recipe=recipe,
-                       segment_seconds=args.segment_seconds, embed_batch=args.embed_batch, features=args.features)
-    print(format_markdown(result))
-    print(f"written: {workdir / (task.name + '.json')} and .md")
+    for task in task_list:
+        logger.info("probing %s (step %d) on %s; results in %s", frozen.source, frozen.step, task.spec, workdir)
+        result = run_probe(frozen, task, workdir, seeds=args.seeds, recipe=recipe,
+                           segment_seconds=args.segment_seconds, embed_batch=args.embed_batch, features=args.features)
+        print(format_markdown(result))
+        print(f"written: {workdir / (task.name + '.json')} and .md")
 
 
 if __name__ == "__main__":

@@ -145,7 +145,7 @@ def _drop_records_after(path: str, last_step: int) -> None:
             file.write("".join(line + "\n" for line in kept))
 
 
-def _count_clips(train_shards: str) -> int:
+def count_clips(train_shards: str) -> int:
     """Valid clips in all processes' shards: each process counts its own, then they add up."""
     local = pipeline.count_valid_records(pipeline.local_shards(train_shards))
     if jax.process_count() == 1:
@@ -208,7 +208,7 @@ def _train_locked(config: ml_collections.ConfigDict, workdir, mesh,
     per_process_batch = config.train.batch_size // jax.process_count()
     crop = experiment.crop_samples(config)
 
-    num_clips = config.data.num_clips or _count_clips(config.data.train_shards)
+    num_clips = config.data.num_clips or count_clips(config.data.train_shards)
     total_steps, warmup_steps = experiment.training_steps(config, num_clips)
     model = experiment.build_model(config)
     params_shape = jax.eval_shape(

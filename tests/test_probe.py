@@ -78,6 +78,21 @@ def test_probe_cli_on_a_trained_checkpoint_writes_results_and_caches(trained_run
     assert _folder_digest(trained_run / "checkpoints") == before, "probing never writes to the checkpoint"
 
 
+def test_one_call_probes_several_tasks_like_separate_calls(trained_run, tone_task, tmp_path):
+    copy = tmp_path / "tones_copy"
+    shutil.copytree(tone_task.spec.removeprefix("folder:"), copy)
+    common = ["--ckpt", str(trained_run), "--seeds", "1", "--epochs", "300", "--batch", "64", "--min_steps", "0"]
+    with pytest.raises(SystemExit, match="nowhere"):  # the bad last task stops the call before any work
+        probe.main([*common, "--task", tone_task.spec, "--task", "folder:/nowhere", "--workdir", str(tmp_path / "both")])
+    assert not (tmp_path / "both").exists()
+    probe.main([*common, "--task", tone_task.spec, "--task", f"folder:{copy}", "--workdir", str(tmp_path / "both")])
+    probe.main([*common, "--task", f"folder:{copy}", "--workdir", str(tmp_path / "alone")])
+    together = json.loads((tmp_path / "both" / "tones_copy.json").read_text())
+    alone = json.loads((tmp_path / "alone" / "tones_copy.json").read_text())
+    assert together["per_seed"] == alone["per_seed"]
+    assert json.loads((tmp_path / "both" / "tones.json").read_text())["task"]["name"] == "tones"
+
+
 def test_frozen_model_is_frozen_and_in_inference_mode(trained_run, tone_task, tmp_path):
     frozen = checkpoint.load_frozen_model(str(trained_run))
     params_before, stats_before = _tree_bytes(frozen.variables["params"]), _tree_bytes(frozen.variables["batch_stats"])

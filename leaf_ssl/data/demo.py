@@ -79,10 +79,6 @@ def build_demo_corpus(out_dir: str | os.PathLike, scale: str = "small", *, worke
     for source in SOURCES.values():
         source.check_available()
     plans = {name: source.plan(scale) for name, source in SOURCES.items()}
-    packaged_files, unreadable = [], {}
-    package_cache = Path(package_cache or Path(out_dir) / "packages")
-    if pretrain_hours > 0:
-        packaged_files, unreadable = packaged_audio.select_files(packaged_audio.fetch(package_cache), pretrain_hours)
     pretrain_shards = max(PRETRAIN_SHARDS[scale], math.ceil(pretrain_hours * SHARDS_PER_PACKAGED_HOUR))
     settings = _json_round_trip({
         "format": CORPUS_FORMAT,
@@ -92,7 +88,7 @@ def build_demo_corpus(out_dir: str | os.PathLike, scale: str = "small", *, worke
         "task_shards": TASK_SHARDS[scale],
         "tasks": {name: plan.settings for name, plan in plans.items()},
         "pretrain_hours": pretrain_hours,
-        "packaged_audio": {"packages": list(packaged_audio.PACKAGES), "files": len(packaged_files),
+        "packaged_audio": {"packages": list(packaged_audio.PACKAGES),
                            "clip_seconds": packaged_audio.CLIP_SECONDS} if pretrain_hours > 0 else None,
     })
     manifest_path = os.path.join(out_dir, MANIFEST)
@@ -102,6 +98,11 @@ def build_demo_corpus(out_dir: str | os.PathLike, scale: str = "small", *, worke
         return existing
 
     started = time.monotonic()
+    # after the check above, so that a finished corpus is reused where the packages cannot be fetched
+    packaged_files, unreadable = [], {}
+    package_cache = Path(package_cache or Path(out_dir) / "packages")
+    if pretrain_hours > 0:
+        packaged_files, unreadable = packaged_audio.select_files(packaged_audio.fetch(package_cache), pretrain_hours)
     _remove_previous_build(out_dir)
     packaged_jobs = packaged_audio.plan_jobs(packaged_files, package_cache)
     stats = _render_and_write(out_dir, scale, plans, packaged_jobs, pretrain_shards,

@@ -68,7 +68,7 @@ class SplitEmbeddings:
 class TaskEmbeddings:
     classes: list[str]
     splits: dict[str, SplitEmbeddings]
-    cache_path: Path
+    cache_path: Path | None  # None: not cached (`embed_task_with`)
     from_cache: bool
     seconds: float
 
@@ -95,12 +95,23 @@ def embed_task(frozen: FrozenModel, task: Task, cache_dir: str | Path, *, segmen
     if cache_path.is_file():
         logger.info("embeddings from cache %s", cache_path)
         return _load(cache_path)
+    result = embed_task_with(make_embed_fn(frozen, features), task, segment_samples=segment_samples,
+                             batch_size=batch_size, progress=progress)
+    result.cache_path = cache_path
+    _save(cache_path, result)
+    return result
+
+
+def embed_task_with(embed_batch, task: Task, *, segment_samples: int, batch_size: int = 64,
+                    progress: bool = True) -> TaskEmbeddings:
+    """Both splits of `task` embedded by `embed_batch`, a (batch_size, segment_samples) float32
+    array -> (batch_size, dim) function of raw segments (any model, e.g. a benchmark's peer);
+    nothing cached."""
     started = time.perf_counter()
-    embed_batch = make_embed_fn(frozen, features)
     splits = {split: _embed_split(embed_batch, task, split, segment_samples, batch_size, progress)
               for split in SPLITS}
     # classes are read after the splits: a task with dense labels learns its classes from train
-    result = TaskEmbeddings(list(task.classes), {}, cache_path, False, time.perf_counter() - started)
+    result = TaskEmbeddings(list(task.classes), {}, None, False, time.perf_counter() - started)
     for split, (embeddings, segment_clip, labels, clip_ids, skips) in splits.items():
         targets = np.zeros((len(clip_ids), len(result.classes)), np.float32)
         for clip, clip_labels in enumerate(labels):
@@ -110,7 +121,6 @@ def embed_task(frozen: FrozenModel, task: Task, cache_dir: str | Path, *, segmen
         if result.splits[split].num_clips == 0:
             raise ValueError(f"task {task.spec}: no usable clip in the {split} split "
                              f"(skipped: {result.splits[split].skips['by_reason']})")
-    _save(cache_path, result)
     return result
 
 

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Learning parity with an independent PyTorch COLA (docs/results.md): train SEEDS runs of the demo
+# recipe with the mel frontend, then `python -m leaf_ssl.bench --what learning --peer torch`
+# trains the peer on each run's own batches and probes both encoders on the three demo tasks.
+#
+#   bash launch/learning_parity.sh [OUT]     (default runs/learning_parity)
+#
+# Environment: PYTHON (default .venv/bin/python), DEMO_CORPUS (default demo_corpus), SEEDS
+# (default "0 1"), TRAIN_FLAGS (more training flags; default: the tiny EfficientNet, which two
+# CPU cores train in minutes; set it empty for EfficientNet-B0). Needs torch (`pip install torch`).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON="${PYTHON:-.venv/bin/python}"
+OUT="${1:-runs/learning_parity}"
+CORPUS="${DEMO_CORPUS:-demo_corpus}"
+read -r -a SEED_LIST <<< "${SEEDS:-0 1}"
+read -r -a EXTRA <<< "${TRAIN_FLAGS---config.encoder.name=efficientnet_tiny}"
+[[ -f "$CORPUS/corpus.json" ]] || "$PYTHON" -m leaf_ssl.data.demo --out "$CORPUS"
+runs=()
+for seed in "${SEED_LIST[@]}"; do
+  "$PYTHON" -m leaf_ssl.train --config configs/demo.py:mel --workdir "$OUT/seed$seed" --config.seed="$seed" \
+    --config.data.train_shards="$CORPUS/pretrain" "${EXTRA[@]}"
+  runs+=(--run "$OUT/seed$seed")
+done
+"$PYTHON" -m leaf_ssl.bench --what learning --peer torch "${runs[@]}" --data_dir "$CORPUS" --json "$OUT/parity.json"
