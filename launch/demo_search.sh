@@ -24,6 +24,8 @@ declare -A VARIANT_FLAGS=(
   # the demo recipe as it stands (EfficientNet-B0, bilinear, 240 steps of 16 pairs)
   [b0]=""
   [tiny]="${TINY[*]}"
+  # the same run again, for the run-to-run spread
+  [tiny_again]="${TINY[*]}"
   [tiny_cosine]="${TINY[*]} ${COSINE[*]}"
   [tiny_cosine_no_masks]="${TINY[*]} ${COSINE[*]} ${NO_MASKS[*]}"
   [tiny_cosine_narrow_masks]="${TINY[*]} ${COSINE[*]} --config.model.freq_mask_width=4 --config.model.time_mask_width=4"

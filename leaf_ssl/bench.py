@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import statistics
 import sys
@@ -409,6 +410,7 @@ def environment() -> dict[str, str]:
 
 def main(argv=None) -> None:
     args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")  # the learning benchmark's progress lines
     device = jax.devices()[0]
     names = list(EVERYDAY) if args.what == "all" else [args.what]
     all_rows = []

@@ -20,6 +20,7 @@ import json
 import logging
 import math
 import statistics
+import time
 from pathlib import Path
 
 import ml_collections
@@ -29,6 +30,7 @@ from leaf_ssl import experiment, probe
 from leaf_ssl.encoders.factory import ENCODERS
 from leaf_ssl.frontends.mel import MEL_PRESETS
 from leaf_ssl.probing import checkpoint, embedding, tasks
+from leaf_ssl.progress import format_duration
 from leaf_ssl.train import count_clips
 
 logger = logging.getLogger(__name__)
@@ -80,15 +82,17 @@ def train_peer(run: Path, threads: int):
         return trainer, [json.loads(line) for line in metrics_path.read_text().splitlines()]
     batches = iter(experiment.input_batches(config, per_process_batch=config.train.batch_size,
                                             crop_samples=experiment.crop_samples(config), start_batch=0))
-    records, window = [], []
+    records, window, started = [], [], time.perf_counter()
     for step in range(1, total_steps + 1):
         batch = next(batches)
         window.append(trainer.train_step(np.asarray(batch["anchor"]), np.asarray(batch["positive"])))
         if step % config.train.log_every_steps == 0 or step == total_steps:
             records.append({"step": step, **{key: float(np.mean([m[key] for m in window])) for key in window[0]}})
             window = []
-            logger.info("peer %s: step %d/%d | loss %.4f | acc %.3f", run.name, step, total_steps,
-                        records[-1]["loss"], records[-1]["accuracy"])
+            rate = step / (time.perf_counter() - started)
+            logger.info("peer %s: step %d/%d | loss %.4f | acc %.3f | %.2f steps/s | ETA %s", run.name, step,
+                        total_steps, records[-1]["loss"], records[-1]["accuracy"], rate,
+                        format_duration((total_steps - step) / rate))
     torch.save(model.state_dict(), weights)
     metrics_path.write_text("".join(json.dumps(record) + "\n" for record in records))
     return trainer, records
