@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# The README's main command: set up, build the demo corpus, pretrain LEAF + EfficientNet-B0 with
+# The README's main command: set up, build the demo corpus, pretrain LEAF + a tiny EfficientNet with
 # COLA on it, then probe the run and its untrained floors (and both frontends alone) on the three
-# demo tasks and print the table (CPU, about 45 minutes on 2 cores). Re-running resumes / skips
+# demo tasks and print the table (CPU, about 40 minutes on 2 cores). Re-running resumes / skips
 # finished work.
 #   bash launch/demo.sh [WORKDIR]        (default runs/demo_leaf)
 set -euo pipefail
