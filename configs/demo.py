@@ -17,7 +17,7 @@ the paper's recipe (configs/pretrain_*.py), and why:
 Arguments `frontend[,init]`: frontend `leaf` (default), `sincnet`, `sincnet_plus` or `mel`; init `mel`
 (default) or `random` (ignored for mel).
 """
-from leaf_ssl.configuration import demo_scale, pretraining_config
+from leaf_ssl.model.configuration import demo_scale, pretraining_config
 
 
 def get_config(arg=None):

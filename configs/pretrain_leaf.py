@@ -5,7 +5,7 @@
 
 Argument: the filterbank initialisation, `mel` (default) or `random`.
 """
-from leaf_ssl.configuration import parse_config_arg, pretraining_config
+from leaf_ssl.model.configuration import parse_config_arg, pretraining_config
 
 
 def get_config(arg=None):

@@ -3,7 +3,7 @@
 Argument: the mel preset, `leaf` (default: 40 bins, 512-point FFT, LEAF's baseline) or `cola`
 (64 bins, 1024-point FFT, COLA's). The recipe lowers the learning rate to 5e-5 for mel.
 """
-from leaf_ssl.configuration import parse_config_arg, pretraining_config
+from leaf_ssl.model.configuration import parse_config_arg, pretraining_config
 
 
 def get_config(arg=None):

@@ -3,7 +3,7 @@
 Arguments `init[,variant]`: init `mel` (default) or `random`; variant `sincnet` (default:
 LeakyReLU, max-pool, LayerNorm) or `plus` (SincNet filters, then LEAF's Gaussian lowpass + sPCEN).
 """
-from leaf_ssl.configuration import parse_config_arg, pretraining_config
+from leaf_ssl.model.configuration import parse_config_arg, pretraining_config
 
 
 def get_config(arg=None):

@@ -7,7 +7,7 @@ The task folder holds task.json and train-*.tfrecord shards (`python -m leaf_ssl
 writes both; so does the demo corpus for its tasks). Argument: the filterbank initialisation,
 `mel` (default) or `random`. Recipe: see `configuration.supervised_recipe`.
 """
-from leaf_ssl.configuration import parse_config_arg, supervised_recipe
+from leaf_ssl.model.configuration import parse_config_arg, supervised_recipe
 
 
 def get_config(arg=None):

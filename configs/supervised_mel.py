@@ -3,7 +3,7 @@
 Argument: the mel preset, `leaf` (default: 40 bins, 512-point FFT) or `cola` (64 bins, 1024).
 Pass --config.supervised.task_dir=DIR.
 """
-from leaf_ssl.configuration import parse_config_arg, supervised_recipe
+from leaf_ssl.model.configuration import parse_config_arg, supervised_recipe
 
 
 def get_config(arg=None):

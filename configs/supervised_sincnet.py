@@ -3,7 +3,7 @@
 Arguments `init[,variant]` as in pretrain_sincnet.py: init `mel` (default) or `random`; variant
 `sincnet` (default) or `plus`. Pass --config.supervised.task_dir=DIR.
 """
-from leaf_ssl.configuration import parse_config_arg, supervised_recipe
+from leaf_ssl.model.configuration import parse_config_arg, supervised_recipe
 
 
 def get_config(arg=None):

@@ -4,7 +4,7 @@ Arguments `frontend[,objective]`: the frontend name (leaf | sincnet | sincnet_pl
 default leaf; the objective `cola` (default) or `supervised` (then pass
 --config.supervised.task_dir=DIR).
 """
-from leaf_ssl.configuration import encoder_config, frontend_config, parse_config_arg, pretraining_config, supervised_config
+from leaf_ssl.model.configuration import encoder_config, frontend_config, parse_config_arg, pretraining_config, supervised_config
 
 
 def get_config(arg=None):

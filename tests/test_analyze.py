@@ -10,9 +10,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from leaf_ssl import analyze, checkpointing
+from leaf_ssl.cli import analyze as analyze_command
+from leaf_ssl.frontends import inspect
+from leaf_ssl.training import checkpointing
 from leaf_ssl.frontends import filters, make_frontend
-from leaf_ssl.probing.checkpoint import load_frozen_model
+from leaf_ssl.inference.frozen_model import load_frozen_model
 from tests.tiny_config import CONFIGS
 
 SAMPLE_RATE = 16000
@@ -73,18 +75,18 @@ def test_gabor_centre_and_bandwidth_match_a_numerical_fourier_transform(centre_h
     spectrum = np.abs(np.fft.fft(taps, 1 << 18))[:1 << 17]
     frequencies = np.arange(1 << 17) * SAMPLE_RATE / (1 << 18)
     lower, upper = half_amplitude_crossings(frequencies, spectrum)
-    assert analyze.gabor_centre_hz(mu, SAMPLE_RATE) == pytest.approx(centre_hz)
-    assert analyze.gabor_centre_hz(mu, SAMPLE_RATE) == pytest.approx(frequencies[spectrum.argmax()], abs=0.1)
-    assert analyze.gabor_bandwidth_hz(sigma, SAMPLE_RATE) == pytest.approx(upper - lower, rel=1e-3)
+    assert inspect.gabor_centre_hz(mu, SAMPLE_RATE) == pytest.approx(centre_hz)
+    assert inspect.gabor_centre_hz(mu, SAMPLE_RATE) == pytest.approx(frequencies[spectrum.argmax()], abs=0.1)
+    assert inspect.gabor_bandwidth_hz(sigma, SAMPLE_RATE) == pytest.approx(upper - lower, rel=1e-3)
     # and the DTFT helper agrees with the FFT on a coarse grid
     grid = np.array([centre_hz - 100, centre_hz, centre_hz + 250])
-    np.testing.assert_allclose(analyze.dtft_amplitude(taps[None], grid, SAMPLE_RATE)[0],
+    np.testing.assert_allclose(inspect.dtft_amplitude(taps[None], grid, SAMPLE_RATE)[0],
                                np.exp(-sigma ** 2 * (2 * np.pi * (grid - centre_hz) / SAMPLE_RATE) ** 2 / 2),
                                rtol=1e-6)
 
 
 def test_leaf_analysis_reports_hand_set_parameters_exactly():
-    analysed = analyze.frontend_filters({"name": "leaf", "n_filters": 8}, hand_set_leaf_params())
+    analysed = inspect.frontend_filters({"name": "leaf", "n_filters": 8}, hand_set_leaf_params())
     np.testing.assert_allclose(analysed.centre_hz, HAND_CENTRES_HZ, rtol=1e-6)
     np.testing.assert_allclose(analysed.bandwidth_hz, math.sqrt(2 * math.log(2)) * SAMPLE_RATE / (np.pi * HAND_SIGMAS),
                                rtol=1e-6)
@@ -109,7 +111,7 @@ def test_leaf_analysis_reports_what_the_forward_pass_uses_after_its_constraints(
     params["filterbank"]["gabor"] = params["filterbank"]["gabor"].at[0].set(jnp.array([-0.3, 1e4]))
     params["pooling"]["sigma"] = params["pooling"]["sigma"].at[1].set(2.0)
     params["compression"]["alpha"] = params["compression"]["alpha"].at[2].set(1.5)
-    analysed = analyze.frontend_filters({"name": "leaf", "n_filters": 8}, params)
+    analysed = inspect.frontend_filters({"name": "leaf", "n_filters": 8}, params)
     sigma_max = 401 * math.sqrt(2 * math.log(2)) / math.pi
     assert analysed.centre_hz[0] == 0.0
     assert analysed.bandwidth_hz[0] == pytest.approx(math.sqrt(2 * math.log(2)) * SAMPLE_RATE / (math.pi * sigma_max))
@@ -121,7 +123,7 @@ def test_sinc_analysis_reports_band_edges_from_the_reference_parametrisation():
     """low = 50 + |p0|, high = min(low + 50 + |p1|, sr / 2); centre the midpoint, width high - low."""
     raw = jnp.array([[100.0, 200.0], [-950.0, 400.0], [7000.0, 5000.0]])
     low, high = np.array([150.0, 1000.0, 7050.0]), np.array([400.0, 1450.0, 8000.0])
-    plain = analyze.frontend_filters({"name": "sincnet", "n_filters": 3}, {"filterbank": {"sinc": raw}})
+    plain = inspect.frontend_filters({"name": "sincnet", "n_filters": 3}, {"filterbank": {"sinc": raw}})
     np.testing.assert_allclose(plain.centre_hz, (low + high) / 2)
     np.testing.assert_allclose(plain.bandwidth_hz, high - low)
     assert plain.lowpass_std_ms is None and plain.pcen is None and "max-pool" in plain.pooling
@@ -131,14 +133,14 @@ def test_sinc_analysis_reports_band_edges_from_the_reference_parametrisation():
         assert np.interp(cutoff, plain.response_hz, response) == pytest.approx(0.5, abs=0.06)
     plus_params = {"filterbank": {"sinc": raw}, "pooling": {"sigma": jnp.full(3, 0.2)},
                    "compression": {key: jnp.asarray(value[:3], jnp.float32) for key, value in HAND_PCEN.items()}}
-    plus = analyze.frontend_filters({"name": "sincnet_plus", "n_filters": 3}, plus_params)
+    plus = inspect.frontend_filters({"name": "sincnet_plus", "n_filters": 3}, plus_params)
     np.testing.assert_allclose(plus.centre_hz, plain.centre_hz)
     np.testing.assert_allclose(plus.lowpass_std_ms, [2.5] * 3, rtol=1e-6)
     np.testing.assert_allclose(plus.pcen["root"], HAND_PCEN["root"][:3], rtol=1e-6)
 
 
 def test_mel_analysis_reports_the_fixed_triangles():
-    analysed = analyze.frontend_filters({"name": "mel", "preset": "leaf"}, {})
+    analysed = inspect.frontend_filters({"name": "mel", "preset": "leaf"}, {})
     # 40 HTK-mel triangles over 60-7800 Hz; apexes at equally spaced mels, half amplitude 3/4 of a step away
     mel = lambda f: 1127 * math.log(1 + f / 700)
     hz = lambda m: 700 * (math.exp(m / 1127) - 1)
@@ -151,30 +153,30 @@ def test_mel_analysis_reports_the_fixed_triangles():
     np.testing.assert_array_equal(analysed.mel_centre_hz, analysed.centre_hz)
     # the continuous triangles equal the frontend's weight matrix on its FFT bins
     bins = np.linspace(0, SAMPLE_RATE / 2, 257)
-    np.testing.assert_allclose(analyze.mel_triangle_amplitudes(bins, 40, 60, 7800).T ** 2,
+    np.testing.assert_allclose(inspect.mel_triangle_amplitudes(bins, 40, 60, 7800).T ** 2,
                                filters.mel_weight_matrix(40, 512, SAMPLE_RATE, 60, 7800), atol=1e-12)
-    summary = analyze.summarise(analysed)
+    summary = inspect.summarise(analysed)
     assert summary["moved_fraction"] == 0 and summary["median_bandwidth_ratio"] == pytest.approx(1.0)
 
 
-def initial_leaf_filters(n_filters: int, init: str = "mel") -> tuple[dict, analyze.FrontendFilters]:
+def initial_leaf_filters(n_filters: int, init: str = "mel") -> tuple[dict, inspect.FrontendFilters]:
     config = {"name": "leaf", "n_filters": n_filters, "init": init}
     params = make_frontend(config).init(jax.random.key(3), jnp.zeros((1, 800)))["params"]
-    return params, analyze.frontend_filters(config, params)
+    return params, inspect.frontend_filters(config, params)
 
 
 def test_summary_counts_moved_centres_and_coverage():
     params, mel_init = initial_leaf_filters(4)
-    assert analyze.summarise(mel_init)["moved_fraction"] == 0.0
+    assert inspect.summarise(mel_init)["moved_fraction"] == 0.0
     mel_mu = np.asarray(params["filterbank"]["gabor"])[:, 0]
     # centres moved by 0%, 5%, 20% and -20%: two of four beyond 10%, median shift 12.5%
     params["filterbank"]["gabor"] = jnp.asarray(np.stack([mel_mu * [1.0, 1.05, 1.2, 0.8], [20.0] * 4], 1),
                                                 jnp.float32)
-    summary = analyze.summarise(analyze.frontend_filters({"name": "leaf", "n_filters": 4}, params), 0.1)
+    summary = inspect.summarise(inspect.frontend_filters({"name": "leaf", "n_filters": 4}, params), 0.1)
     assert summary["moved_fraction"] == 0.5
     assert summary["median_shift"] == pytest.approx(0.125, rel=1e-5)
     # union of [900, 1100], [1000, 1400], [3000, 3100] and [7900, 8000] (clipped at Nyquist): 700 Hz
-    assert analyze.band_coverage([1000, 1200, 3050, 8100], [200, 400, 100, 400], 8000) == pytest.approx(700 / 8000)
+    assert inspect.band_coverage([1000, 1200, 3050, 8100], [200, 400, 100, 400], 8000) == pytest.approx(700 / 8000)
 
 
 def test_random_init_is_compared_with_the_mel_init_of_as_many_filters():
@@ -184,7 +186,7 @@ def test_random_init_is_compared_with_the_mel_init_of_as_many_filters():
     np.testing.assert_array_equal(analysed.mel_bandwidth_hz, mel_init.bandwidth_hz)
     np.testing.assert_allclose(analysed.centre_hz, np.asarray(params["filterbank"]["gabor"])[:, 0] * SAMPLE_RATE
                                / (2 * np.pi), rtol=1e-6)
-    assert analyze.summarise(analysed)["moved_fraction"] > 0
+    assert inspect.summarise(analysed)["moved_fraction"] > 0
 
 
 def assert_valid_png(path: Path) -> None:
@@ -196,7 +198,7 @@ def assert_valid_png(path: Path) -> None:
 
 def test_cli_on_a_checkpoint_and_untrained_floors(hand_set_checkpoint, tmp_path, capsys):
     out = tmp_path / "analysis"
-    analyze.main(["--ckpt", str(hand_set_checkpoint), "--ckpt", f"random:{TINY}:sincnet_plus",
+    analyze_command.main(["--ckpt", str(hand_set_checkpoint), "--ckpt", f"random:{TINY}:sincnet_plus",
                   "--ckpt", f"random:{TINY}:mel", "--out", str(out)])
     printed = capsys.readouterr().out
     for label in ("leaf (mel init), self-supervised, step 5", "sincnet_plus (mel init), untrained", "mel, untrained"):
@@ -221,6 +223,6 @@ def test_cli_on_a_checkpoint_and_untrained_floors(hand_set_checkpoint, tmp_path,
 
 def test_cli_errors_name_the_problem(tmp_path):
     with pytest.raises(SystemExit, match="does not exist"):
-        analyze.main(["--ckpt", str(tmp_path / "nowhere"), "--out", str(tmp_path / "out")])
+        analyze_command.main(["--ckpt", str(tmp_path / "nowhere"), "--out", str(tmp_path / "out")])
     with pytest.raises(SystemExit, match="2 --label for 1 --ckpt"):
-        analyze.main(["--ckpt", str(tmp_path), "--label", "a", "--label", "b", "--out", str(tmp_path / "out")])
+        analyze_command.main(["--ckpt", str(tmp_path), "--label", "a", "--label", "b", "--out", str(tmp_path / "out")])

@@ -8,8 +8,9 @@ import jax
 import numpy as np
 import pytest
 
-from leaf_ssl import bench, bench_input, bench_peer
-from leaf_ssl.bench_host import CpuMeter, pin_process, usable_cores
+from leaf_ssl.cli import bench as bench_command
+from leaf_ssl.bench import input_pipeline, peer, suite
+from leaf_ssl.bench.host import CpuMeter, pin_process, usable_cores
 from leaf_ssl.data.records import list_shards, read_clips, read_record_count
 from leaf_ssl.frontends import Leaf
 
@@ -21,12 +22,12 @@ FRONTEND_ROW_FIELDS = {"what", "case", "cores", "batch", "n_filters", "ms", "cro
 
 def run_bench(tmp_path, *flags) -> dict:
     output = tmp_path / "bench.json"
-    bench.main([*flags, "--json", str(output)])
+    bench_command.main([*flags, "--json", str(output)])
     return json.loads(output.read_text())
 
 
 def test_synthetic_shards_hold_the_requested_clips(tmp_path):
-    written = bench_input.write_synthetic_shards(tmp_path, clips=6, clip_seconds=0.25, num_shards=3)
+    written = input_pipeline.write_synthetic_shards(tmp_path, clips=6, clip_seconds=0.25, num_shards=3)
 
     shards = list_shards(tmp_path)
     clips = list(read_clips(tmp_path))
@@ -38,16 +39,16 @@ def test_synthetic_shards_hold_the_requested_clips(tmp_path):
 
 def test_synthetic_shards_refuse_empty_shards(tmp_path):
     with pytest.raises(ValueError, match="at least one clip per shard"):
-        bench_input.write_synthetic_shards(tmp_path, clips=2, clip_seconds=1.0, num_shards=3)
+        input_pipeline.write_synthetic_shards(tmp_path, clips=2, clip_seconds=1.0, num_shards=3)
 
 
 def test_thread_counts_default_to_one_and_every_core():
-    assert bench_input.thread_counts(None, cores=4) == [1, 4]
-    assert bench_input.thread_counts(None, cores=1) == [1]
-    assert bench_input.thread_counts("2,1", cores=4) == [2, 1]
+    assert input_pipeline.thread_counts(None, cores=4) == [1, 4]
+    assert input_pipeline.thread_counts(None, cores=1) == [1]
+    assert input_pipeline.thread_counts("2,1", cores=4) == [2, 1]
     for bad in ("0", "1,x", ""):
         with pytest.raises(ValueError, match="positive integers"):
-            bench_input.thread_counts(bad, cores=4)
+            input_pipeline.thread_counts(bad, cores=4)
 
 
 def test_input_benchmark_writes_its_documented_fields(tmp_path):
@@ -57,7 +58,7 @@ def test_input_benchmark_writes_its_documented_fields(tmp_path):
     assert report["what"] == "input" and report["repeats"] == 1
     assert {"jax", "tensorflow", "cpu_cores", "GLIBC_TUNABLES"} <= set(report["environment"])
     rows = report["rows"]
-    assert [row["threads"] for row in rows] == bench_input.thread_counts(None, len(usable_cores()))
+    assert [row["threads"] for row in rows] == input_pipeline.thread_counts(None, len(usable_cores()))
     for row in rows:
         assert set(row) == INPUT_ROW_FIELDS
         assert row["what"] == "input" and row["batch"] == 4
@@ -74,13 +75,13 @@ def test_input_benchmark_unpins_the_process_when_done(tmp_path):
 
 def test_input_benchmark_rejects_an_odd_crop_batch(tmp_path):
     with pytest.raises(ValueError, match="must be even"):
-        bench.main(["--what", "input", "--clips", "2", "--num_shards", "1", "--clip_seconds", "1", "--batch", "3"])
+        bench_command.main(["--what", "input", "--clips", "2", "--num_shards", "1", "--clip_seconds", "1", "--batch", "3"])
 
 
 def test_input_benchmark_rejects_more_threads_than_cores(tmp_path):
     too_many = str(len(usable_cores()) + 1)
     with pytest.raises(ValueError, match="may use only"):
-        bench.main(["--what", "input", "--clips", "2", "--num_shards", "1", "--clip_seconds", "1",
+        bench_command.main(["--what", "input", "--clips", "2", "--num_shards", "1", "--clip_seconds", "1",
                     "--threads", too_many])
 
 
@@ -117,28 +118,28 @@ def test_frontend_benchmark_writes_its_documented_fields(tmp_path):
 
 def test_frontend_benchmark_takes_one_thread_count():
     with pytest.raises(ValueError, match="one thread count"):
-        bench.main(["--what", "frontend", "--cases", "mel", "--threads", "1,2"])
+        bench_command.main(["--what", "frontend", "--cases", "mel", "--threads", "1,2"])
 
 
 def test_frontend_benchmark_rejects_unknown_cases():
     with pytest.raises(ValueError, match="unknown"):
-        bench.main(["--what", "frontend", "--cases", "leaf_fft,nope"])
+        bench_command.main(["--what", "frontend", "--cases", "leaf_fft,nope"])
 
 
 def test_step_benchmark_rejects_a_pooling_path_for_a_frontend_without_lowpass():
     with pytest.raises(ValueError, match="unknown field 'pooling_impl' for frontend 'mel'"):
-        bench.main(["--what", "step", "--frontend", "mel", "--pooling_impl", "matmul"])
+        bench_command.main(["--what", "step", "--frontend", "mel", "--pooling_impl", "matmul"])
 
 
 def test_stages_precede_each_leaf_case():
-    cases = bench._selected_cases("mel,leaf_fft", n_filters=4, stages=True)
+    cases = suite._selected_cases("mel,leaf_fft", n_filters=4, stages=True)
     assert list(cases) == ["mel", "leaf_fft/modulus", "leaf_fft/pooling", "leaf_fft"]
 
 
 def test_leaf_prefix_computes_the_square_of_leafs_pooled_energies():
     waveform = jax.random.normal(jax.random.PRNGKey(0), (2, 1600))
     leaf = Leaf(n_filters=4, filterbank_impl="fft")
-    prefix = bench.LeafPrefix(n_filters=4, filterbank_impl="fft", last_stage="pooling")
+    prefix = suite.LeafPrefix(n_filters=4, filterbank_impl="fft", last_stage="pooling")
     leaf_variables = leaf.init(jax.random.PRNGKey(1), waveform)
     prefix_variables = prefix.init(jax.random.PRNGKey(1), waveform)
 
@@ -154,7 +155,7 @@ def test_all_runs_every_benchmark_and_tags_its_rows(tmp_path, monkeypatch):
     def fake(name):
         return lambda args: [{"case": f"{name}_case", "ms": 1.0}]
 
-    monkeypatch.setattr(bench, "BENCHMARKS", {name: fake(name) for name in ("frontend", "step", "input")})
+    monkeypatch.setattr(suite, "BENCHMARKS", {name: fake(name) for name in ("frontend", "step", "input")})
     report = run_bench(tmp_path, "--what", "all")
     assert [(row["what"], row["case"]) for row in report["rows"]] == [
         ("frontend", "frontend_case"), ("step", "step_case"), ("input", "input_case")]
@@ -168,8 +169,8 @@ def without_torch(monkeypatch):
 
 
 def test_peer_without_torch_says_how_to_install_it(without_torch):
-    with pytest.raises(bench_peer.PeerUnavailable, match="pip install torch speechbrain"):
-        bench_peer.speechbrain_leaf_step(np.zeros((1, 15360), np.float32), 8, "cpu", threads=1)
+    with pytest.raises(peer.PeerUnavailable, match="pip install torch speechbrain"):
+        peer.speechbrain_leaf_step(np.zeros((1, 15360), np.float32), 8, "cpu", threads=1)
 
 
 def test_frontend_benchmark_skips_a_missing_peer_and_says_why(tmp_path, capsys, without_torch):
@@ -197,5 +198,5 @@ def test_a_peer_whose_extension_fails_to_load_counts_as_missing(monkeypatch):
             raise AttributeError(name)
 
     monkeypatch.setitem(sys.modules, "speechbrain.lobes.features", UnloadableModule("speechbrain.lobes.features"))
-    with pytest.raises(bench_peer.PeerUnavailable, match="OSError"):
-        bench_peer.speechbrain_leaf_step(np.zeros((1, 15360), np.float32), 8, "cpu", threads=1)
+    with pytest.raises(peer.PeerUnavailable, match="OSError"):
+        peer.speechbrain_leaf_step(np.zeros((1, 15360), np.float32), 8, "cpu", threads=1)

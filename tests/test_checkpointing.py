@@ -5,7 +5,7 @@ import numpy as np
 import optax
 import pytest
 
-from leaf_ssl import checkpointing, trainer
+from leaf_ssl.training import checkpointing, trainer
 from tests.checkpoint_damage import flip_bytes_in_params
 
 

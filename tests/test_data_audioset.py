@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import soundfile
 
-from leaf_ssl.data import audioset
+from leaf_ssl.cli import audioset as audioset_command
 from leaf_ssl.data.audio import SAMPLE_RATE
 from leaf_ssl.data.audioset import prepare_audioset
 from leaf_ssl.data.audioset_files import AudioFileIndex
@@ -270,7 +270,7 @@ def test_train_and_test_prepared_separately_make_one_task_json_and_a_probe_task(
     prepare(fixture_dir, test_first)
     assert json.loads((test_first / "task.json").read_text()) == task
 
-    from leaf_ssl.probing.tasks import SkipLog, resolve_task
+    from leaf_ssl.evaluation.tasks import SkipLog, resolve_task
     probe_task = resolve_task(f"demo:{out}")
     assert (probe_task.name, probe_task.classes, probe_task.multi_label) == ("audioset", names, True)
     assert (probe_task.num_clips("train"), probe_task.num_clips("test")) == (len(GOOD_CLIPS), 1)
@@ -361,12 +361,12 @@ def test_unusable_inputs_are_errors_that_name_the_problem(fixture_dir, tmp_path)
 def test_command_line_prints_a_summary_and_exits_2_on_errors(fixture_dir, tmp_path, capsys):
     common = ["--ontology", str(fixture_dir / "ontology.json"), "--audio_dir", str(fixture_dir / "audio"),
               "--out", str(tmp_path / "out"), "--workers", "1"]
-    assert audioset.main(["--segments", str(fixture_dir / "eval.csv"), "--num_shards", "1", "--split_name", "eval",
+    assert audioset_command.main(["--segments", str(fixture_dir / "eval.csv"), "--num_shards", "1", "--split_name", "eval",
                           *common]) == 0
     printed = capsys.readouterr().out
     assert "AudioSet eval: 1 rows (0 duplicate), 1 clips found, 0 missing" in printed
     assert "most frequent labels: Car 1" in printed
     assert "splits ['eval']; to probe on AudioSet, also prepare 'train' and 'test' here" in printed
 
-    assert audioset.main(["--segments", str(fixture_dir / "eval.csv"), "--num_shards", "0", *common]) == 2
+    assert audioset_command.main(["--segments", str(fixture_dir / "eval.csv"), "--num_shards", "0", *common]) == 2
     assert "error: --num_shards must be at least 1" in capsys.readouterr().err

@@ -6,6 +6,7 @@ import shutil
 import numpy as np
 import pytest
 
+from leaf_ssl.cli import demo_corpus as demo_command
 from leaf_ssl.data import demo
 from leaf_ssl.data.demo_sources import instrument, keyword
 from leaf_ssl.data.demo_sources.common import MissingToolError
@@ -75,7 +76,7 @@ def test_missing_tool_names_the_apt_package(monkeypatch, tmp_path):
     monkeypatch.setattr(shutil, "which", lambda program: "/usr/bin/" + program)
     with pytest.raises(MissingToolError, match="apt-get install fluid-soundfont-gm"):
         instrument.check_available()
-    assert demo.main(["--out", str(tmp_path / "corpus"), "--scale", "tiny"]) == 2
+    assert demo_command.main(["--out", str(tmp_path / "corpus"), "--scale", "tiny"]) == 2
     assert not (tmp_path / "corpus").exists(), "nothing is built when a tool is missing"
 
 

@@ -3,7 +3,8 @@ when its batch or its shards do not divide over its processes."""
 import numpy as np
 import pytest
 
-from leaf_ssl import configuration, distributed
+from leaf_ssl.model import configuration
+from leaf_ssl.training import distributed
 from leaf_ssl.data.pipeline import local_shards
 from leaf_ssl.data.records import write_shards
 from tests.tiny_config import tiny_config

@@ -11,8 +11,9 @@ import scipy.signal
 import soundfile
 
 import leaf_ssl
-from leaf_ssl import api, embed
-from leaf_ssl.probing.checkpoint import load_frozen_model
+from leaf_ssl.cli import embed as embed_command
+from leaf_ssl.inference import files, windows
+from leaf_ssl.inference.frozen_model import load_frozen_model
 from tests.test_analyze import TINY, save_checkpoint
 
 HOP_MS = 250  # frame hop of these tests: few windows per file
@@ -45,9 +46,9 @@ def checkpoint_dir(tmp_path_factory):
 def cli_run(checkpoint_dir, tmp_path_factory):
     inputs = write_inputs(tmp_path_factory.mktemp("inputs") / "sounds")
     out = tmp_path_factory.mktemp("embeddings")
-    embed.main(["--ckpt", str(checkpoint_dir), str(inputs), "--out", str(out), "--frames", "--hop_ms", str(HOP_MS),
+    embed_command.main(["--ckpt", str(checkpoint_dir), str(inputs), "--out", str(out), "--frames", "--hop_ms", str(HOP_MS),
                 "--batch", "4"])
-    return inputs, out, json.loads((out / embed.REPORT_NAME).read_text())
+    return inputs, out, json.loads((out / files.REPORT_NAME).read_text())
 
 
 @pytest.fixture(scope="module")
@@ -145,22 +146,22 @@ def test_batching_keeps_each_jobs_rows_in_order():
         return np.stack([batch[:, 0], batch.sum(axis=1)], axis=1)
 
     waveforms = [np.arange(n * 10, dtype=np.float32) + 1000 * job for job, n in enumerate([1, 5, 2, 7])]
-    jobs = [(job, api.Windows(waveform, np.arange(0, waveform.size, 10), 10)) for job, waveform in enumerate(waveforms)]
-    results = list(api.embed_windows(fake_embed, jobs, batch_size=3, max_in_flight=1))
+    jobs = [(job, windows.Windows(waveform, np.arange(0, waveform.size, 10), 10)) for job, waveform in enumerate(waveforms)]
+    results = list(windows.embed_windows(fake_embed, jobs, batch_size=3, max_in_flight=1))
     assert [key for key, _ in results] == [0, 1, 2, 3]
     for (job, rows), waveform in zip(results, waveforms):
-        windows = waveform.reshape(-1, 10)
-        np.testing.assert_array_equal(rows, np.stack([windows[:, 0], windows.sum(axis=1)], axis=1))
+        expected = waveform.reshape(-1, 10)
+        np.testing.assert_array_equal(rows, np.stack([expected[:, 0], expected.sum(axis=1)], axis=1))
 
 
 def test_window_geometry():
     waveform = np.arange(1, 40001, dtype=np.float32)  # sample i holds i + 1
-    segments = api.segment_windows(waveform, 16000)
+    segments = windows.segment_windows(waveform, 16000)
     assert list(segments.starts) == [0, 16000, 24000]
     np.testing.assert_array_equal(segments.rows(2, 3)[0], waveform[24000:])
-    short = api.segment_windows(waveform[:100], 16000)
+    short = windows.segment_windows(waveform[:100], 16000)
     np.testing.assert_array_equal(short.rows(0, 1)[0], np.r_[waveform[:100], np.zeros(15900)])
-    frames, seconds = api.frame_windows(waveform, 16000, hop_seconds=0.25)
+    frames, seconds = windows.frame_windows(waveform, 16000, hop_seconds=0.25)
     np.testing.assert_allclose(seconds, np.arange(11) * 0.25)
     rows = frames.rows(0, 11)
     assert rows.shape == (11, 16000)
@@ -176,9 +177,9 @@ def test_cli_errors_name_the_problem(tmp_path, capsys):
     for argv, message in (([str(tmp_path / "missing.wav")], "missing.wav does not exist"),
                           ([str(tmp_path / "texts")], "no audio files found")):
         with pytest.raises(SystemExit) as exit_info:
-            embed.main(["--ckpt", f"random:{TINY}:leaf", "--out", str(tmp_path / "out"), *argv])
+            embed_command.main(["--ckpt", f"random:{TINY}:leaf", "--out", str(tmp_path / "out"), *argv])
         assert exit_info.value.code == 2 and message in capsys.readouterr().err
     soundfile.write(tmp_path / "a.wav", np.zeros(100, np.float32), 16000)
     with pytest.raises(SystemExit) as exit_info:
-        embed.main(["--ckpt", str(tmp_path / "no_run"), "--out", str(tmp_path / "out"), str(tmp_path / "a.wav")])
+        embed_command.main(["--ckpt", str(tmp_path / "no_run"), "--out", str(tmp_path / "out"), str(tmp_path / "a.wav")])
     assert exit_info.value.code == 2 and "does not exist" in capsys.readouterr().err

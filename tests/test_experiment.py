@@ -3,16 +3,17 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from leaf_ssl import experiment, trainer
+from leaf_ssl.model import build
+from leaf_ssl.training import trainer
 from tests.tiny_config import tiny_config
 
 
 def test_remat_frontend_keeps_parameters_and_gradients():
     plain_config, remat_config = tiny_config("leaf"), tiny_config("leaf")
     remat_config.model.remat_frontend = True
-    plain = experiment.build_model(plain_config, data_parallel=False)
-    remat = experiment.build_model(remat_config, data_parallel=False)
-    crop = experiment.crop_samples(plain_config)
+    plain = build.build_model(plain_config, data_parallel=False)
+    remat = build.build_model(remat_config, data_parallel=False)
+    crop = build.crop_samples(plain_config)
     variables = trainer.init_variables(plain, jax.random.key(0), crop)
     remat_shapes = jax.eval_shape(lambda: trainer.init_variables(remat, jax.random.key(0), crop))
     assert jax.tree.structure(remat_shapes) == jax.tree.structure(variables)

@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from leaf_ssl import hear
+from leaf_ssl.inference import hear
 from tests.test_analyze import TINY
 
 N_SAMPLES = 24000  # 1.5 s; timestamps 0, 50, ..., 1500 ms

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from leaf_ssl.data.records import write_shards
-from leaf_ssl.probing.checkpoint import load_frozen_model
+from leaf_ssl.inference.frozen_model import load_frozen_model
 
 REPO = Path(__file__).resolve().parent.parent
 TOTAL_STEPS = 4

@@ -7,7 +7,7 @@ import numpy as np
 import optax
 import pytest
 
-from leaf_ssl import optim
+from leaf_ssl.training import optim
 
 
 def test_schedule_warms_up_linearly_then_decays_as_a_cosine_to_zero():

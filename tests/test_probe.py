@@ -10,11 +10,14 @@ import jax
 import numpy as np
 import pytest
 
-from leaf_ssl import probe
-from leaf_ssl.checkpointing import CheckpointError
+from leaf_ssl.inference.features import make_embed_fn
+from leaf_ssl.cli import probe as probe_command
+from leaf_ssl.evaluation import probe
+from leaf_ssl.training.checkpointing import CheckpointError
 from leaf_ssl.data import records
-from leaf_ssl.probing import checkpoint, embedding, linear, tasks
-from leaf_ssl.train import run_pretraining
+from leaf_ssl.inference import frozen_model
+from leaf_ssl.evaluation import linear, tasks
+from leaf_ssl.training import loop
 from tests.probe_fixtures import write_tone_task
 from tests.tiny_config import CONFIGS, tiny_config
 
@@ -37,7 +40,7 @@ def trained_run(tone_task, tmp_path_factory):
     config.data.train_shards = str(root / "shards")
     config.train.total_steps = 6
     config.train.checkpoint_every_steps = 3
-    run_pretraining(config, root / "run")
+    loop.run(config, root / "run")
     return root / "run"
 
 
@@ -56,7 +59,7 @@ def test_probe_cli_on_a_trained_checkpoint_writes_results_and_caches(trained_run
     before = _folder_digest(trained_run / "checkpoints")
     argv = ["--ckpt", str(trained_run), "--task", tone_task.spec, "--workdir", str(tmp_path), "--seeds", "2",
             "--epochs", "300", "--batch", "64"]
-    probe.main(argv)
+    probe_command.main(argv)
     result = json.loads((tmp_path / "tones.json").read_text())
     assert result["model"] | {"checkpoint": None} == {"frontend": "leaf", "init": "mel", "training": "self-supervised",
                                                       "encoder": "efficientnet_tiny", "checkpoint": None, "step": 6,
@@ -72,7 +75,7 @@ def test_probe_cli_on_a_trained_checkpoint_writes_results_and_caches(trained_run
     assert 2 * 24 <= result["counts"]["train"]["segments"] <= 8 * 24
     assert "accuracy" in (tmp_path / "tones.md").read_text() and "accuracy" in capsys.readouterr().out
     assert not result["embedding"]["from_cache"]
-    probe.main(argv)  # same checkpoint, same task: embeddings come from the cache, scores repeat exactly
+    probe_command.main(argv)  # same checkpoint, same task: embeddings come from the cache, scores repeat exactly
     again = json.loads((tmp_path / "tones.json").read_text())
     assert again["embedding"]["from_cache"] and again["per_seed"] == result["per_seed"]
     assert _folder_digest(trained_run / "checkpoints") == before, "probing never writes to the checkpoint"
@@ -83,10 +86,10 @@ def test_one_call_probes_several_tasks_like_separate_calls(trained_run, tone_tas
     shutil.copytree(tone_task.spec.removeprefix("folder:"), copy)
     common = ["--ckpt", str(trained_run), "--seeds", "1", "--epochs", "300", "--batch", "64", "--min_steps", "0"]
     with pytest.raises(SystemExit, match="nowhere"):  # the bad last task stops the call before any work
-        probe.main([*common, "--task", tone_task.spec, "--task", "folder:/nowhere", "--workdir", str(tmp_path / "both")])
+        probe_command.main([*common, "--task", tone_task.spec, "--task", "folder:/nowhere", "--workdir", str(tmp_path / "both")])
     assert not (tmp_path / "both").exists()
-    probe.main([*common, "--task", tone_task.spec, "--task", f"folder:{copy}", "--workdir", str(tmp_path / "both")])
-    probe.main([*common, "--task", f"folder:{copy}", "--workdir", str(tmp_path / "alone")])
+    probe_command.main([*common, "--task", tone_task.spec, "--task", f"folder:{copy}", "--workdir", str(tmp_path / "both")])
+    probe_command.main([*common, "--task", f"folder:{copy}", "--workdir", str(tmp_path / "alone")])
     together = json.loads((tmp_path / "both" / "tones_copy.json").read_text())
     alone = json.loads((tmp_path / "alone" / "tones_copy.json").read_text())
     assert together["per_seed"] == alone["per_seed"]
@@ -94,16 +97,16 @@ def test_one_call_probes_several_tasks_like_separate_calls(trained_run, tone_tas
 
 
 def test_frozen_model_is_frozen_and_in_inference_mode(trained_run, tone_task, tmp_path):
-    frozen = checkpoint.load_frozen_model(str(trained_run))
+    frozen = frozen_model.load_frozen_model(str(trained_run))
     params_before, stats_before = _tree_bytes(frozen.variables["params"]), _tree_bytes(frozen.variables["batch_stats"])
     assert stats_before, "the tiny EfficientNet has BatchNorm statistics"
     probe.run_probe(frozen, tone_task, tmp_path, seeds=1, recipe=FAST_RECIPE, progress=False)
     assert _tree_bytes(frozen.variables["params"]) == params_before
     assert _tree_bytes(frozen.variables["batch_stats"]) == stats_before
     # restored again from disk: still the same bits
-    assert _tree_bytes(checkpoint.load_frozen_model(str(trained_run)).variables) == _tree_bytes(frozen.variables)
+    assert _tree_bytes(frozen_model.load_frozen_model(str(trained_run)).variables) == _tree_bytes(frozen.variables)
     # inference-mode BatchNorm: a segment's embedding does not depend on the rest of its batch
-    embed = embedding.make_embed_fn(frozen)
+    embed = make_embed_fn(frozen)
     rng = np.random.default_rng(0)
     batch = rng.normal(scale=0.1, size=(4, 16000)).astype(np.float32)
     other = batch.copy()
@@ -124,7 +127,7 @@ def supervised_tone_run(tone_task, tmp_path_factory):
     config.model.freq_masks = config.model.time_masks = 0
     config.train.total_steps = 30
     config.train.log_every_steps = config.train.checkpoint_every_steps = 30
-    run_pretraining(config, root / "run")
+    loop.run(config, root / "run")
     return root / "run"
 
 
@@ -135,9 +138,9 @@ def test_trained_checkpoint_against_its_untrained_floor(supervised_tone_run, ton
     That the trained model beats the floor is not asserted: measured here, the untrained tiny
     model already separates these tones (11 of 12 test clips), and 30-40 CPU steps (train
     accuracy about 40%) tie or lose against it."""
-    trained = probe.run_probe(checkpoint.load_frozen_model(str(supervised_tone_run)), tone_task,
+    trained = probe.run_probe(frozen_model.load_frozen_model(str(supervised_tone_run)), tone_task,
                               tmp_path / "trained", seeds=2, recipe=FAST_RECIPE, progress=False)
-    floor = probe.run_probe(checkpoint.load_frozen_model(f"random:{supervised_tone_run}"), tone_task,
+    floor = probe.run_probe(frozen_model.load_frozen_model(f"random:{supervised_tone_run}"), tone_task,
                             tmp_path / "floor", seeds=2, recipe=FAST_RECIPE, progress=False)
     assert trained["model"]["training"] == "supervised" and floor["model"]["training"] == "untrained"
     assert trained["model"]["step"] == 30 and floor["model"]["step"] == 0
@@ -148,36 +151,38 @@ def test_trained_checkpoint_against_its_untrained_floor(supervised_tone_run, ton
 
 def test_checkpoint_given_as_a_relative_path_restores(trained_run, monkeypatch):
     monkeypatch.chdir(trained_run.parent)
-    frozen = checkpoint.load_frozen_model(trained_run.name)
+    frozen = frozen_model.load_frozen_model(trained_run.name)
     assert frozen.step == 6 and frozen.source == str(trained_run / "checkpoints" / "6")
 
 
 def test_random_floor_is_the_runs_initial_state(trained_run):
     """random:<config> = the variables a run of that config starts from (same seed, same key)."""
-    from leaf_ssl import trainer, experiment
+    from leaf_ssl.training import trainer
+    from leaf_ssl.model import build
+    from leaf_ssl.training import optim
     config = tiny_config("leaf")
-    floor = checkpoint.load_frozen_model(f"random:{CONFIGS / 'tiny.py'}:leaf")
-    model = experiment.build_model(config)
-    optimizer, _ = experiment.build_optimizer(config, model, floor.variables["params"], total_steps=4, warmup_steps=0)
-    state = trainer.create_train_state(model, optimizer, seed=config.seed, crop_samples=experiment.crop_samples(config),
+    floor = frozen_model.load_frozen_model(f"random:{CONFIGS / 'tiny.py'}:leaf")
+    model = build.build_model(config)
+    optimizer, _ = optim.build_optimizer(config, model, floor.variables["params"], total_steps=4, warmup_steps=0)
+    state = trainer.create_train_state(model, optimizer, seed=config.seed, crop_samples=build.crop_samples(config),
                                        mesh=trainer.make_mesh())
     assert _tree_bytes(state.params) == _tree_bytes(floor.variables["params"])
 
 
 @pytest.mark.parametrize("frontend", ["mel", "sincnet_plus"])
 def test_probe_runs_on_other_frontends(frontend, tone_task, tmp_path):
-    frozen = checkpoint.load_frozen_model(f"random:{CONFIGS / 'tiny.py'}:{frontend}")
+    frozen = frozen_model.load_frozen_model(f"random:{CONFIGS / 'tiny.py'}:{frontend}")
     result = probe.run_probe(frozen, tone_task, tmp_path, seeds=1, recipe=FAST_RECIPE, progress=False)
     assert result["model"]["frontend"] == frontend and 0 <= result["mean"] <= 1
 
 
 def test_missing_and_empty_checkpoint_paths_are_clear_errors(tmp_path):
     with pytest.raises(CheckpointError, match="does not exist"):
-        checkpoint.load_frozen_model(str(tmp_path / "nowhere"))
+        frozen_model.load_frozen_model(str(tmp_path / "nowhere"))
     with pytest.raises(CheckpointError, match="no checkpoint in"):
-        checkpoint.load_frozen_model(str(tmp_path))
+        frozen_model.load_frozen_model(str(tmp_path))
     with pytest.raises(CheckpointError, match="config file .* does not exist"):
-        checkpoint.load_frozen_model("random:configs/nonexistent.py")
+        frozen_model.load_frozen_model("random:configs/nonexistent.py")
 
 
 def test_checkpoint_of_another_architecture_is_refused(trained_run, tmp_path):
@@ -188,7 +193,7 @@ def test_checkpoint_of_another_architecture_is_refused(trained_run, tmp_path):
         meta["config"]["frontend"]["n_filters"] = 12
         meta_file.write_text(json.dumps(meta))
     with pytest.raises(CheckpointError, match=r"another architecture.*\[8\].*\[12\]|another architecture.*\[12\].*\[8\]"):
-        checkpoint.load_frozen_model(str(other))
+        frozen_model.load_frozen_model(str(other))
 
 
 def test_unreadable_latest_step_falls_back_to_the_previous(trained_run, tmp_path, caplog):
@@ -197,10 +202,10 @@ def test_unreadable_latest_step_falls_back_to_the_previous(trained_run, tmp_path
     for data_file in (damaged / "checkpoints" / "6" / "state").rglob("*"):
         if data_file.is_file() and data_file.parent.name == "d":
             data_file.write_bytes(b"")
-    frozen = checkpoint.load_frozen_model(str(damaged / "checkpoints"))
+    frozen = frozen_model.load_frozen_model(str(damaged / "checkpoints"))
     assert frozen.step == 3 and "checkpoints/6" in caplog.text and "previous" in caplog.text
     with pytest.raises(CheckpointError, match="unreadable"):  # a step named explicitly does not fall back
-        checkpoint.load_frozen_model(str(damaged / "checkpoints" / "6"))
+        frozen_model.load_frozen_model(str(damaged / "checkpoints" / "6"))
     shutil.rmtree(damaged / "checkpoints" / "3" / "state")
     with pytest.raises(CheckpointError, match="no readable checkpoint|no checkpoint"):
-        checkpoint.load_frozen_model(str(damaged))
+        frozen_model.load_frozen_model(str(damaged))

@@ -6,9 +6,11 @@ import jax
 import numpy as np
 import pytest
 
-from leaf_ssl import probe, tables
+from leaf_ssl.inference.features import make_embed_fn, pooled_frontend
+from leaf_ssl.cli import probe as probe_command
+from leaf_ssl.evaluation import probe, tables
 from leaf_ssl.frontends import make_frontend
-from leaf_ssl.probing import checkpoint, embedding
+from leaf_ssl.inference import frozen_model
 from tests.probe_fixtures import write_tone_task
 from tests.tiny_config import CONFIGS, tiny_config
 
@@ -24,13 +26,13 @@ def test_pooled_frontend_against_a_loop():
             mean = sum(values) / len(values)
             expected[example, channel] = mean
             expected[example, 5 + channel] = (sum((v - mean) ** 2 for v in values) / len(values)) ** 0.5
-    np.testing.assert_allclose(np.asarray(embedding.pooled_frontend(features)), expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(np.asarray(pooled_frontend(features)), expected, rtol=1e-5, atol=1e-6)
 
 
 def test_frontend_features_are_the_standalone_frontend_pooled_and_ignore_the_encoder():
-    frozen = checkpoint.load_frozen_model(FLOOR)
+    frozen = frozen_model.load_frozen_model(FLOOR)
     waveforms = np.random.default_rng(1).normal(scale=0.2, size=(4, 5120)).astype(np.float32)
-    features = np.asarray(embedding.make_embed_fn(frozen, "frontend")(waveforms))
+    features = np.asarray(make_embed_fn(frozen, "frontend")(waveforms))
 
     # the same frontend built on its own from the config, fed L2-normalised rows by numpy
     frontend = make_frontend(tiny_config("leaf").frontend)
@@ -43,27 +45,27 @@ def test_frontend_features_are_the_standalone_frontend_pooled_and_ignore_the_enc
     # scrambling every encoder parameter changes the encoder's embedding, not the frontend's
     params = dict(frozen.variables["params"])
     params["encoder"] = jax.tree.map(lambda leaf: leaf[::-1] * -2.0 + 0.1, params["encoder"])
-    scrambled = checkpoint.FrozenModel(frozen.model, {**frozen.variables, "params": params}, frozen.config,
+    scrambled = frozen_model.FrozenModel(frozen.model, {**frozen.variables, "params": params}, frozen.config,
                                        frozen.source, frozen.step)
-    np.testing.assert_array_equal(np.asarray(embedding.make_embed_fn(scrambled, "frontend")(waveforms)), features)
-    assert not np.allclose(np.asarray(embedding.make_embed_fn(scrambled)(waveforms)),
-                           np.asarray(embedding.make_embed_fn(frozen)(waveforms)))
+    np.testing.assert_array_equal(np.asarray(make_embed_fn(scrambled, "frontend")(waveforms)), features)
+    assert not np.allclose(np.asarray(make_embed_fn(scrambled)(waveforms)),
+                           np.asarray(make_embed_fn(frozen)(waveforms)))
 
 
 def test_unknown_features_are_an_error():
     with pytest.raises(ValueError, match="unknown features 'decoder'"):
-        embedding.make_embed_fn(checkpoint.load_frozen_model(FLOOR), "decoder")
+        make_embed_fn(frozen_model.load_frozen_model(FLOOR), "decoder")
 
 
 def test_probe_cli_reads_the_frontend_alone_in_its_own_row_and_cache(tmp_path):
     task = f"folder:{write_tone_task(tmp_path / 'tones', train_per_class=6, test_per_class=3)}"
     common = ["--ckpt", FLOOR, "--task", task, "--seeds", "2", "--epochs", "300", "--batch", "32", "--min_steps", "0"]
-    probe.main([*common, "--workdir", str(tmp_path / "encoder")])
-    probe.main([*common, "--workdir", str(tmp_path / "frontend"), "--features", "frontend"])
+    probe_command.main([*common, "--workdir", str(tmp_path / "encoder")])
+    probe_command.main([*common, "--workdir", str(tmp_path / "frontend"), "--features", "frontend"])
     encoder = json.loads((tmp_path / "encoder" / "tones.json").read_text())
     frontend = json.loads((tmp_path / "frontend" / "tones.json").read_text())
 
-    assert frontend["model"]["training"] == "untrained, frontend only" and frontend["model"]["features"] == "frontend"
+    assert frontend["model"]["training"] == "untrained" and frontend["model"]["features"] == "frontend"
     assert encoder["model"]["training"] == "untrained" and encoder["model"]["features"] == "encoder"
     assert frontend["embedding"]["dim"] == 16 and encoder["embedding"]["dim"] != 16
     assert frontend["embedding"]["cache"] != encoder["embedding"]["cache"]
@@ -74,9 +76,10 @@ def test_probe_cli_reads_the_frontend_alone_in_its_own_row_and_cache(tmp_path):
     assert "pooled encoder output" in (tmp_path / "encoder" / "tones.md").read_text()
     _, rows = tables.assemble([frontend, encoder])
     assert [row["training"] for row in rows] == ["untrained", "untrained, frontend only"]
-    assert probe.default_workdir(FLOOR, features="frontend") != probe.default_workdir(FLOOR)
+    floor = frozen_model.FrozenModel(model=None, variables={}, config=None, source=FLOOR, step=0)
+    assert probe.default_workdir(floor, features="frontend") != probe.default_workdir(floor)
 
 
 def test_batch_norm_reestimation_with_frontend_features_is_refused(tmp_path):
     with pytest.raises(SystemExit, match="no effect with --features frontend"):
-        probe.main(["--ckpt", FLOOR, "--task", "folder:/nowhere", "--features", "frontend", "--bn_batches", "2"])
+        probe_command.main(["--ckpt", FLOOR, "--task", "folder:/nowhere", "--features", "frontend", "--bn_batches", "2"])

@@ -4,7 +4,8 @@ import math
 import numpy as np
 import pytest
 
-from leaf_ssl.probing import linear, segments
+from leaf_ssl.evaluation import linear
+from leaf_ssl.inference import windows
 
 
 @pytest.mark.parametrize("num_samples, expected", [
@@ -14,15 +15,16 @@ from leaf_ssl.probing import linear, segments
     (2500, [0, 1000, 1500]),       # remainder: one more segment aligned to the clip's end
 ])
 def test_segment_starts(num_samples, expected):
-    assert segments.segment_starts(num_samples, 1000) == expected
+    assert windows.segment_starts(num_samples, 1000) == expected
 
 
-def test_cut_segments_pads_short_clips_and_end_aligns_the_remainder():
+def test_segments_pad_short_clips_and_end_align_the_remainder():
     waveform = np.arange(1, 2501, dtype=np.float32)
-    cut = segments.cut_segments(waveform, 1000)
-    assert cut.shape == (3, 1000)
-    assert cut[2, 0] == 1501 and cut[2, -1] == 2500
-    short = segments.cut_segments(np.ones(300, np.float32), 1000)
+    cut = windows.segment_windows(waveform, 1000)
+    rows = cut.rows(0, len(cut))
+    assert rows.shape == (3, 1000)
+    assert rows[2, 0] == 1501 and rows[2, -1] == 2500
+    short = windows.segment_windows(np.ones(300, np.float32), 1000).rows(0, 1)
     assert short.shape == (1, 1000) and short[0, :300].sum() == 300 and not short[0, 300:].any()
 
 

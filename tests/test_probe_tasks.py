@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import soundfile
 
-from leaf_ssl.probing import tasks
+from leaf_ssl.evaluation import tasks
 from tests.probe_fixtures import TONE_CLASSES, tone_clip, write_tone_task
 
 

@@ -11,9 +11,9 @@ import numpy as np
 import orbax.checkpoint as ocp
 import pytest
 
-from leaf_ssl import diagnostics, experiment, preemption, trainer, workdir_lock
-from leaf_ssl import train as train_module
-from leaf_ssl.train import run_pretraining
+from leaf_ssl.model import build
+from leaf_ssl.training import diagnostics, loop, preemption, trainer, workdir_lock
+from leaf_ssl.training.batches import input_batches
 from tests.tiny_config import tiny_config
 
 REPO = Path(__file__).resolve().parent.parent
@@ -33,7 +33,7 @@ def _params_at(workdir: Path, step: int):
 
 def test_sigterm_saves_and_the_resumed_run_is_bit_identical(tiny_corpus, tmp_path):
     reference = tmp_path / "reference"
-    run_pretraining(_config(tiny_corpus), reference)
+    loop.run(_config(tiny_corpus), reference)
 
     interrupted = tmp_path / "interrupted"
     command = [sys.executable, "-m", "leaf_ssl.train", "--config", str(REPO / "configs/tiny.py"),
@@ -53,44 +53,37 @@ def test_sigterm_saves_and_the_resumed_run_is_bit_identical(tiny_corpus, tmp_pat
     assert len(saved) == 1 and 4 <= saved[0] < STEPS, saved
     assert f"saved step {saved[0]}" in stderr
 
-    history = run_pretraining(_config(tiny_corpus), interrupted)
+    history = loop.run(_config(tiny_corpus), interrupted)
     assert history[-1]["step"] == STEPS
     jax.tree.map(np.testing.assert_array_equal, _params_at(interrupted, STEPS), _params_at(reference, STEPS))
 
 
-def _poison_batches_from(monkeypatch, first_bad_step: int, last_bad_step: int):
-    """Makes the trainer's batches at 0-based steps [first, last] hold a NaN sample."""
-    real = train_module.sharding.to_global_batch
-    calls = {"step": 0}
-
-    def poisoned(batch, mesh):
-        step = calls["step"]
-        calls["step"] += 1
-        if first_bad_step <= step <= last_bad_step:
-            batch = dict(batch, anchor=np.array(batch["anchor"]))
-            batch["anchor"][0, 7] = np.nan
-        return real(batch, mesh)
-
-    monkeypatch.setattr(train_module.sharding, "to_global_batch", poisoned)
+def _poisoned_from(first_bad_step: int, last_bad_step: int):
+    """The loop's input with a NaN sample in the batches of 0-based steps [first, last]."""
+    def batches(config, *, start_batch, **options):
+        for step, batch in enumerate(input_batches(config, start_batch=start_batch, **options), start_batch):
+            if first_bad_step <= step <= last_bad_step:
+                batch = dict(batch, anchor=np.array(batch["anchor"]))
+                batch["anchor"][0, 7] = np.nan
+            yield batch
+    return batches
 
 
-def test_one_nan_batch_is_skipped_counted_and_training_goes_on(tiny_corpus, tmp_path, monkeypatch):
-    _poison_batches_from(monkeypatch, 3, 3)
-    history = run_pretraining(_config(tiny_corpus, total_steps=6), tmp_path / "run")
+def test_one_nan_batch_is_skipped_counted_and_training_goes_on(tiny_corpus, tmp_path):
+    history = loop.run(_config(tiny_corpus, total_steps=6), tmp_path / "run", batches=_poisoned_from(3, 3))
     assert [h["skipped"] for h in history] == [0, 1, 0]
     assert all(np.isfinite(h["loss"]) for h in history if h["skipped"] == 0)
     state = ocp.StandardCheckpointer().restore(tmp_path / "run" / "checkpoints" / "6" / "state")
     assert int(state["skipped_steps"]) == 1 and int(state["step"]) == 6
 
 
-def test_repeated_nan_batches_stop_the_run_naming_the_cause(tiny_corpus, tmp_path, monkeypatch):
-    _poison_batches_from(monkeypatch, 2, 10**6)
+def test_repeated_nan_batches_stop_the_run_naming_the_cause(tiny_corpus, tmp_path):
     workdir = tmp_path / "run"
     config = _config(tiny_corpus, total_steps=20, checkpoint_every_steps=2, max_consecutive_nonfinite=3)
     with pytest.raises(preemption.NonFiniteTraining, match=r"4 consecutive non-finite steps up to step 6 .*"
                                                            r"input batch\['anchor'\] holds NaN.*"
                                                            r"the state is that of step 2, the last whose update"):
-        run_pretraining(config, workdir)
+        loop.run(config, workdir, batches=_poisoned_from(2, 10**6))
     assert sorted(int(p.name) for p in (workdir / "checkpoints").iterdir() if p.name.isdigit()) == [2, 4]
     good = _params_at(workdir, 2)
     jax.tree.map(np.testing.assert_array_equal, _params_at(workdir, 4), good)
@@ -99,9 +92,9 @@ def test_repeated_nan_batches_stop_the_run_naming_the_cause(tiny_corpus, tmp_pat
 
 def test_diagnosis_names_the_first_non_finite_activation():
     config = tiny_config("leaf")
-    model = experiment.build_model(config, data_parallel=False)
-    objective = experiment.train_objective(config, data_parallel=False)
-    crop = experiment.crop_samples(config)
+    model = build.build_model(config, data_parallel=False)
+    objective = build.train_objective(config, data_parallel=False)
+    crop = build.crop_samples(config)
     fresh_variables = lambda: jax.tree.map(np.array, trainer.init_variables(model, jax.random.key(0), crop))
     variables = fresh_variables()
     variables["params"]["projection"]["kernel"][3, 2] = np.inf
@@ -123,7 +116,7 @@ def test_killed_at_random_moments_the_resumed_run_ends_bit_identical(tiny_corpus
     steps = 6
     config = _config(tiny_corpus, total_steps=steps, checkpoint_every_steps=2, log_every_steps=1, keep_checkpoints=2)
     reference = tmp_path / "reference"
-    run_pretraining(config, reference)
+    loop.run(config, reference)
     interrupted = tmp_path / "interrupted"
     command = [sys.executable, "-m", "leaf_ssl.train", "--config", str(REPO / "configs/tiny.py"),
                "--workdir", str(interrupted), f"--config.data.train_shards={tiny_corpus / 'pretrain'}",
@@ -145,7 +138,7 @@ def test_killed_at_random_moments_the_resumed_run_ends_bit_identical(tiny_corpus
             time.sleep(0.005)
         if run == 0:
             with pytest.raises(workdir_lock.WorkdirLocked, match=rf"in use by another run \(host \S+, pid {process.pid},"):
-                run_pretraining(config, interrupted)
+                loop.run(config, interrupted)
         else:
             time.sleep(rng.uniform(0.0, 1.0))
         process.kill()

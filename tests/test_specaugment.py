@@ -4,7 +4,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from leaf_ssl.specaugment import spec_augment
+from leaf_ssl.model.specaugment import spec_augment
 
 
 def _bands(flags):

@@ -7,13 +7,14 @@ import optax
 import pytest
 import tensorflow as tf
 
-from leaf_ssl import configuration, experiment, supervised, trainer
+from leaf_ssl.model import build, configuration, supervised
+from leaf_ssl.training import trainer
 from leaf_ssl.data import sharding
 from leaf_ssl.data.pipeline import labelled_dataset
 from leaf_ssl.data.records import serialize_clip, write_shards
-from leaf_ssl.probe import describe_model
-from leaf_ssl.probing.checkpoint import load_frozen_model
-from leaf_ssl.train import run_pretraining
+from leaf_ssl.evaluation.probe import describe_model
+from leaf_ssl.inference.frozen_model import load_frozen_model
+from leaf_ssl.training import loop
 from tests.tiny_config import tiny_config
 
 
@@ -67,16 +68,16 @@ def test_repeated_steps_on_one_batch_fit_it(tmp_path):
     config = tiny_config("leaf,supervised")
     config.supervised.task_dir = str(tmp_path)
     config.model.freq_masks = config.model.time_masks = 0  # nothing random between the repeats
-    config = experiment.resolve_supervised_task(config)
+    config = build.resolve_supervised_task(config)
     assert config.supervised.num_classes == 4 and config.data.train_shards == f"{tmp_path}/train-*.tfrecord"
 
     mesh = trainer.make_mesh()
-    model = experiment.build_model(config)
-    crop = experiment.crop_samples(config)
+    model = build.build_model(config)
+    crop = build.crop_samples(config)
     schedule = optax.constant_schedule(3e-3)
     optimizer = optax.adamw(schedule, weight_decay=0.0)
     state = trainer.create_train_state(model, optimizer, seed=0, crop_samples=crop, mesh=mesh)
-    step = trainer.make_train_step(model, optimizer, schedule, mesh, experiment.train_objective(config))
+    step = trainer.make_train_step(model, optimizer, schedule, mesh, build.train_objective(config))
     rng = np.random.default_rng(0)
     classes = rng.integers(0, 4, 16)
     # Each class its own tone, so the frontend can tell them apart.
@@ -95,7 +96,7 @@ def test_supervised_run_end_to_end_and_probe_reads_it(tiny_corpus, tmp_path):
     corpus = tiny_corpus
     config = tiny_config("leaf,supervised")
     config.supervised.task_dir = str(corpus / "tasks" / "keyword")
-    history = run_pretraining(config, tmp_path)
+    history = loop.run(config, tmp_path)
     assert [record["step"] for record in history] == [2, 4]
     assert all(np.isfinite(record["loss"]) for record in history)
     keyword_classes = json.loads((corpus / "tasks" / "keyword" / "task.json").read_text())["classes"]
@@ -113,11 +114,11 @@ def test_supervised_config_errors_name_the_field(tmp_path):
         configuration.validate_config(config, num_devices=8)
     config.supervised.task_dir = str(tmp_path)
     with pytest.raises(FileNotFoundError, match="has no task.json"):
-        experiment.resolve_supervised_task(config)
+        build.resolve_supervised_task(config)
     (tmp_path / "task.json").write_text(json.dumps({"name": "x", "classes": ["a", "b"]}))
     config.supervised.num_classes = 5
     with pytest.raises(ValueError, match="lists 2 classes"):
-        experiment.resolve_supervised_task(config)
+        build.resolve_supervised_task(config)
 
 
 def test_serialized_labels_round_trip_through_the_stream(tmp_path):

@@ -6,7 +6,8 @@ import os
 
 import pytest
 
-from leaf_ssl import tables
+from leaf_ssl.cli import tables as tables_command
+from leaf_ssl.evaluation import tables
 
 
 def _result(frontend, init, training, task, per_seed, metric="accuracy"):
@@ -34,7 +35,7 @@ def results_dir(tmp_path):
 
 
 def test_table_rows_columns_and_averages(results_dir, tmp_path, capsys):
-    tables.main([str(results_dir), "--out", str(tmp_path / "out" / "table")])
+    tables_command.main([str(results_dir), "--out", str(tmp_path / "out" / "table")])
     lines = (tmp_path / "out" / "table.md").read_text().splitlines()
     assert lines[0] == "| frontend | init | training | keyword (accuracy) | language (accuracy) | average |"
     # mel before leaf; untrained before self-supervised; mean ± sample std in percent
@@ -61,7 +62,7 @@ def test_newest_result_wins_for_a_duplicate_cell(results_dir):
 
 def test_no_results_is_an_error(tmp_path):
     with pytest.raises(SystemExit, match="no probe result"):
-        tables.main([str(tmp_path)])
+        tables_command.main([str(tmp_path)])
 
 
 def test_rows_by_run_keep_apart_two_runs_of_one_frontend(tmp_path, capsys):
@@ -82,7 +83,7 @@ def test_rows_by_run_keep_apart_two_runs_of_one_frontend(tmp_path, capsys):
         (tmp_path / folder).mkdir(parents=True)
         for found in results:
             (tmp_path / folder / f"{found['task']['name']}.json").write_text(json.dumps(found))
-    tables.main([str(tmp_path), "--rows", "run"])
+    tables_command.main([str(tmp_path), "--rows", "run"])
     lines = capsys.readouterr().out.splitlines()
     assert lines[0] == "| run | training | keyword (accuracy) | language (accuracy) | average | dims |"
     assert lines[2:5] == ["| bilinear | self-supervised | 40.0 ± 0.0 |  |  | 2.0 |",

@@ -1,4 +1,4 @@
-"""The learning-parity peer (`leaf_ssl.torch_cola`) against this package's Flax modules, written
+"""The learning-parity peer (`leaf_ssl.bench.torch_cola`) against this package's Flax modules, written
 independently: the same log-mel features, the same EfficientNet shapes, the same schedule; and
 the learning benchmark end to end on a tiny mel run."""
 import json
@@ -11,10 +11,11 @@ import optax
 import pytest
 import torch
 
-from leaf_ssl import bench, bench_learning, torch_cola
+from leaf_ssl.cli import bench as bench_command
+from leaf_ssl.bench import learning, torch_cola
 from leaf_ssl.encoders.efficientnet import EfficientNet
 from leaf_ssl.frontends.mel import MelFilterbank
-from leaf_ssl.train import run_pretraining
+from leaf_ssl.training import loop
 from tests.tiny_config import tiny_config
 
 
@@ -62,8 +63,8 @@ def test_learning_benchmark_trains_the_peer_on_the_run_s_batches(tiny_corpus, tm
     config.data.train_shards = str(tiny_corpus / "pretrain")
     config.train.total_steps = 4
     run = tmp_path / "run"
-    run_pretraining(config, run)
-    bench.main(["--what", "learning", "--peer", "torch", "--run", str(run), "--tasks", "keyword",
+    loop.run(config, run)
+    bench_command.main(["--what", "learning", "--peer", "torch", "--run", str(run), "--tasks", "keyword",
                 "--data_dir", str(tiny_corpus), "--probe_seeds", "2", "--json", str(tmp_path / "out.json")])
     rows = {row["measure"]: row for row in json.loads((tmp_path / "out.json").read_text())["rows"]}
     ours_metrics = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
@@ -80,4 +81,4 @@ def test_learning_benchmark_trains_the_peer_on_the_run_s_batches(tiny_corpus, tm
 def test_learning_benchmark_refuses_a_frontend_the_peer_lacks(tmp_path):
     config = tiny_config("leaf")
     with pytest.raises(ValueError, match="log-mel features only; this run's frontend is 'leaf'"):
-        bench_learning.peer_settings(config)
+        learning.peer_settings(config)

@@ -9,9 +9,10 @@ import jax
 import numpy as np
 import pytest
 
-from leaf_ssl import checkpointing, configuration
-from leaf_ssl.probing import checkpoint as frozen_checkpoint
-from leaf_ssl.train import run_pretraining
+from leaf_ssl.training import checkpointing
+from leaf_ssl.model import configuration
+from leaf_ssl.inference import frozen_model as frozen_checkpoint
+from leaf_ssl.training import loop
 from tests.checkpoint_damage import flip_bytes_in_params
 from tests.tiny_config import tiny_config
 
@@ -41,7 +42,7 @@ def finished_run(tiny_corpus, tmp_path_factory):
     the session's persistent compilation cache then serves.
     """
     workdir = tmp_path_factory.mktemp("run")
-    return workdir, run_pretraining(_config(tiny_corpus), workdir)
+    return workdir, loop.run(_config(tiny_corpus), workdir)
 
 
 def test_run_writes_checkpoints_config_and_metrics(finished_run):
@@ -60,7 +61,7 @@ def test_resume_from_checkpoint_reproduces_the_uninterrupted_run(finished_run, t
     interrupted = tmp_path / "interrupted"
     shutil.copytree(workdir, interrupted)
     shutil.rmtree(interrupted / "checkpoints" / "4")  # as if stopped after the step-2 save
-    history = run_pretraining(_config(tiny_corpus), interrupted)
+    history = loop.run(_config(tiny_corpus), interrupted)
     assert [h["step"] for h in history] == [4], "the resumed run starts after step 2"
     expected, resumed = _final_state_arrays(workdir, 4), _final_state_arrays(interrupted, 4)
     jax.tree.map(np.testing.assert_array_equal, resumed, expected)
@@ -75,7 +76,7 @@ def test_workdir_of_another_architecture_is_refused(finished_run, tiny_corpus, t
     config = _config(tiny_corpus)
     config.frontend.n_filters = 12
     with pytest.raises(checkpointing.CheckpointError, match=r"another architecture: parameter frontend/\S+ has shape \[8\] in the checkpoint but \[12\]"):
-        run_pretraining(config, other)
+        loop.run(config, other)
 
 
 def test_truncated_latest_checkpoint_falls_back_to_the_previous(finished_run, tiny_corpus, tmp_path):
@@ -85,7 +86,7 @@ def test_truncated_latest_checkpoint_falls_back_to_the_previous(finished_run, ti
     for path in (damaged / "checkpoints" / "4" / "state").rglob("*"):
         if path.is_file() and path.stat().st_size > 0:
             path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
-    history = run_pretraining(_config(tiny_corpus), damaged)
+    history = loop.run(_config(tiny_corpus), damaged)
     assert [h["step"] for h in history] == [4], "resumed from step 2, not from the torn step 4"
     assert list((damaged / "unreadable_checkpoints").iterdir()), "the torn checkpoint is kept aside"
 
@@ -93,7 +94,7 @@ def test_truncated_latest_checkpoint_falls_back_to_the_previous(finished_run, ti
 def test_loss_decreases_on_real_audio(tiny_corpus, tmp_path):
     config = _config(tiny_corpus, total_steps=40, log_every_steps=10, checkpoint_every_steps=40,
                      base_learning_rate=3e-3)
-    history = run_pretraining(config, tmp_path / "long")
+    history = loop.run(config, tmp_path / "long")
     losses = [h["loss"] for h in history]
     assert losses[-1] < losses[0] - 0.1, f"loss did not fall: {losses}"
 
@@ -102,7 +103,7 @@ def test_missing_data_is_a_clear_error(tmp_path):
     config = tiny_config("leaf")
     config.data.train_shards = str(tmp_path / "nowhere")
     with pytest.raises(FileNotFoundError, match="nowhere"):
-        run_pretraining(config, tmp_path / "run")
+        loop.run(config, tmp_path / "run")
 
 
 @pytest.mark.parametrize("field, value, message", [
@@ -159,15 +160,15 @@ def test_a_step_rotated_away_while_read_is_no_failure(finished_run, tmp_path, mo
     workdir, _ = finished_run
     live = tmp_path / "live"
     shutil.copytree(workdir, live)
-    real_restore = frozen_checkpoint._restore_variables
+    real_restore = checkpointing.restore_step
 
-    def restore_during_rotation(step_dir):
+    def restore_during_rotation(step_dir, *args):
         if step_dir.name == "4":
             shutil.copytree(step_dir, step_dir.parent / "6")
             shutil.rmtree(step_dir)
-        return real_restore(step_dir)
+        return real_restore(step_dir, *args)
 
-    monkeypatch.setattr(frozen_checkpoint, "_restore_variables", restore_during_rotation)
+    monkeypatch.setattr(checkpointing, "restore_step", restore_during_rotation)
     assert frozen_checkpoint.load_frozen_model(str(live)).step == 6
 
 

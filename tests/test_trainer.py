@@ -6,7 +6,8 @@ import optax
 import pytest
 from jax.sharding import NamedSharding, PartitionSpec as P
 
-from leaf_ssl import cola, experiment, optim, trainer
+from leaf_ssl.model import build, cola
+from leaf_ssl.training import optim, trainer
 from tests.tiny_config import tiny_config
 
 NUM_DEVICES = 8
@@ -20,7 +21,7 @@ def mesh():
 
 def _batch(mesh, config, seed=0):
     rng = np.random.default_rng(seed)
-    samples = experiment.crop_samples(config)
+    samples = build.crop_samples(config)
     anchor = rng.standard_normal((config.train.batch_size, samples)).astype(np.float32) * 0.1
     positive = anchor + 0.05 * rng.standard_normal(anchor.shape).astype(np.float32)
     sharding = NamedSharding(mesh, P(trainer.DATA_AXIS))
@@ -29,9 +30,9 @@ def _batch(mesh, config, seed=0):
 
 def _sgd_step(config, mesh, negatives):
     """One sharded step with plain SGD(lr=1), so new params = params - gradient exactly."""
-    model = experiment.build_model(config)
+    model = build.build_model(config)
     optimizer = optax.sgd(1.0)
-    state = trainer.create_train_state(model, optimizer, seed=0, crop_samples=experiment.crop_samples(config),
+    state = trainer.create_train_state(model, optimizer, seed=0, crop_samples=build.crop_samples(config),
                                        mesh=mesh)
     params_before = jax.device_get(state.params)
     batch_stats_before = jax.device_get(state.batch_stats)
@@ -48,7 +49,7 @@ def _reference_loss(config, params, batch_stats, anchor, positive, negatives):
     global negatives: one (B, B) cross-entropy. local: the mean of the 8 diagonal blocks'
     cross-entropies, each block a device's pairs against its own positives.
     """
-    model = experiment.build_model(config, data_parallel=False)
+    model = build.build_model(config, data_parallel=False)
     (logits, _), mutated = model.apply({"params": params, "batch_stats": batch_stats}, anchor, positive,
                                        train=True, mutable=["batch_stats"])
     if negatives == "global":
@@ -87,12 +88,12 @@ def test_sharded_step_equals_single_device_computation(mesh, negatives):
 def _adamw_setup(config, mesh):
     """Model, optimizer, jitted step and a host copy of the initial state (re-placed per use,
     since the step donates its state argument)."""
-    model = experiment.build_model(config)
-    crop = experiment.crop_samples(config)
+    model = build.build_model(config)
+    crop = build.crop_samples(config)
     params = jax.eval_shape(lambda: trainer.init_variables(model, jax.random.key(0), crop))["params"]
-    optimizer, schedule = experiment.build_optimizer(config, model, params, total_steps=10, warmup_steps=0)
+    optimizer, schedule = optim.build_optimizer(config, model, params, total_steps=10, warmup_steps=0)
     state = trainer.create_train_state(model, optimizer, seed=0, crop_samples=crop, mesh=mesh)
-    step = trainer.make_train_step(model, optimizer, schedule, mesh, experiment.train_objective(config))
+    step = trainer.make_train_step(model, optimizer, schedule, mesh, build.train_objective(config))
     return model, step, jax.device_get(state)
 
 
@@ -124,9 +125,9 @@ def test_frozen_frontend_parts_become_frozen_optimizer_leaves():
     config = tiny_config("leaf")
     config.frontend.learn_filters = False
     config.frontend.learn_pooling = False
-    model = experiment.build_model(config)
+    model = build.build_model(config)
     params = jax.eval_shape(lambda: trainer.init_variables(model, jax.random.key(0), 5120))["params"]
-    prefixes = experiment.frozen_param_prefixes(model)
+    prefixes = build.frozen_param_prefixes(model)
     assert set(prefixes) == {("frontend", "filterbank"), ("frontend", "pooling")}
     mask = optim.trainable_mask(params, prefixes)
     assert mask["frontend"]["filterbank"]["gabor"] is False and mask["frontend"]["pooling"]["sigma"] is False
@@ -152,13 +153,13 @@ def test_a_finite_gradient_with_a_non_finite_update_is_not_applied(mesh):
     """A NaN learning rate: loss and gradient are finite, the update is NaN; the step must
     keep the old parameters, optimizer state and batch statistics."""
     config = tiny_config("leaf")
-    model = experiment.build_model(config)
-    crop = experiment.crop_samples(config)
+    model = build.build_model(config)
+    crop = build.crop_samples(config)
     optimizer = optax.chain(optax.scale_by_adam(), optax.scale(float("nan")))
     state = trainer.create_train_state(model, optimizer, seed=0, crop_samples=crop, mesh=mesh)
     initial = jax.device_get(state)
     step = trainer.make_train_step(model, optimizer, optax.constant_schedule(float("nan")), mesh,
-                                   experiment.train_objective(config))
+                                   build.train_objective(config))
     state, metrics = step(state, _batch(mesh, config))
     assert np.isfinite(float(metrics["loss"])) and np.isfinite(float(metrics["grad_norm"]))
     assert float(metrics["finite"]) == 0.0 and int(state.skipped_steps) == 1

@@ -12,7 +12,7 @@ import sys
 import numpy as np
 from absl import app, flags
 
-from leaf_ssl import experiment, train
+from leaf_ssl.cli import train as train_command
 from leaf_ssl.data import pipeline
 
 _EMULATED = flags.DEFINE_integer("emulated_processes", 2, "Processes whose data streams are concatenated.")
@@ -41,6 +41,6 @@ def _emulated_input_batches(config, *, per_process_batch, crop_samples, start_ba
 
 
 if __name__ == "__main__":
-    experiment.input_batches = _emulated_input_batches
     flags.mark_flags_as_required(["config"])
-    sys.exit(app.run(train.main))
+    sys.exit(app.run(lambda argv: train_command.main(argv, batches=_emulated_input_batches),
+                     flags_parser=train_command.parse_flags))

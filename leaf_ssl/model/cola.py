@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from leaf_ssl import specaugment
+from leaf_ssl.model import specaugment
 
 SIMILARITIES = ("bilinear", "dot")
 

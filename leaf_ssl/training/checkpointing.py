@@ -103,8 +103,63 @@ class ArchitectureMismatch(CheckpointError):
     so readers never fall back past it."""
 
 
-class CorruptCheckpoint(RuntimeError):
+class CorruptCheckpoint(CheckpointError):
     """A checkpoint that restored, but whose arrays are not the bytes that were saved."""
+
+
+# --- Reading one step: what training's resume and every frozen-model reader share ----------------
+
+def is_step_folder(path: epath.Path) -> bool:
+    return path.name.isdigit() and (path / STATE_ITEM).is_dir()
+
+
+def step_folders(directory: epath.Path) -> list[epath.Path]:
+    """The step folders under a `checkpoints/` folder, newest first (none if it does not exist)."""
+    if not directory.is_dir():
+        return []
+    return sorted((p for p in directory.iterdir() if is_step_folder(p)), key=lambda p: int(p.name), reverse=True)
+
+
+def read_meta(step_dir: epath.Path) -> dict:
+    """The step's JSON record (config, data position, parameter shapes, digests); {} if it has none."""
+    meta_dir = step_dir / META_ITEM
+    if not meta_dir.is_dir():
+        return {}
+    return ocp.Checkpointer(ocp.JsonCheckpointHandler()).restore(meta_dir)
+
+
+def restore_step(step_dir: epath.Path, meta: dict, expected_shapes: dict, target: Any = None) -> Any:
+    """The step's saved tree, checked before and after the read.
+
+    Refuses a checkpoint of another architecture (its recorded parameter shapes, then the restored
+    ones, against `expected_shapes`) and one whose arrays do not match their recorded digests.
+    `target`: ShapeDtypeStructs (with shardings) of the tree to restore, e.g. the train state on a
+    mesh; None restores whatever was saved onto the default device.
+    """
+    mismatch = describe_shape_mismatch(expected_shapes, meta.get("param_shapes", expected_shapes))
+    if mismatch:
+        raise ArchitectureMismatch(f"checkpoint {step_dir} is of another architecture: {mismatch}")
+    checkpointer = ocp.StandardCheckpointer()
+    try:
+        if target is None:
+            device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
+            saved = checkpointer.metadata(step_dir / STATE_ITEM).item_metadata
+            target = jax.tree.map(lambda leaf: jax.ShapeDtypeStruct(leaf.shape, leaf.dtype, sharding=device),
+                                  dict(saved))
+        restored = checkpointer.restore(step_dir / STATE_ITEM, target)
+    finally:
+        checkpointer.close()
+    params = restored.get("params") if isinstance(restored, dict) else getattr(restored, "params", None)
+    if params is None:
+        raise CheckpointError(f"checkpoint {step_dir} holds no 'params'")
+    mismatch = describe_shape_mismatch(expected_shapes, param_shapes(params))
+    if mismatch:
+        raise ArchitectureMismatch(f"checkpoint {step_dir} is of another architecture: {mismatch}")
+    if "digests" in meta:  # checkpoints written before digests were recorded have none
+        corrupt = digest_mismatch(meta["digests"], restored)
+        if corrupt:
+            raise CorruptCheckpoint(f"checkpoint {step_dir} is corrupt: {corrupt}")
+    return restored
 
 
 class CheckpointStore:
@@ -130,23 +185,11 @@ class CheckpointStore:
         self._manager.save(step, args=ocp.args.Composite(
             **{STATE_ITEM: ocp.args.StandardSave(state), META_ITEM: ocp.args.JsonSave(meta)}), force=True)
 
-    def read_meta(self, step: int) -> dict:
-        return self._manager.restore(step, args=ocp.args.Composite(**{META_ITEM: ocp.args.JsonRestore()}))[META_ITEM]
-
     def restore(self, step: int, abstract_state: Any, expected_shapes: dict) -> tuple[Any, dict]:
-        """State and meta of `step`, checked against the model's parameter shapes first."""
-        meta = self.read_meta(step)
-        mismatch = describe_shape_mismatch(expected_shapes, meta.get("param_shapes", {}))
-        if mismatch:
-            raise ArchitectureMismatch(f"checkpoint {self.directory / str(step)} is of another architecture: "
-                                       f"{mismatch}")
-        restored = self._manager.restore(step, args=ocp.args.Composite(
-            **{STATE_ITEM: ocp.args.StandardRestore(abstract_state)}))[STATE_ITEM]
-        if "digests" in meta:  # checkpoints written before digests were recorded have none
-            corrupt = digest_mismatch(meta["digests"], restored)
-            if corrupt:
-                raise CorruptCheckpoint(f"checkpoint {self.directory / str(step)}: {corrupt}")
-        return restored, meta
+        """State and meta of `step`, checked as `restore_step` checks them."""
+        step_dir = self.directory / str(step)
+        meta = read_meta(step_dir)
+        return restore_step(step_dir, meta, expected_shapes, abstract_state), meta
 
     def restore_latest_readable(self, abstract_state: Any, expected_shapes: dict) -> tuple[Any, dict] | None:
         """The newest checkpoint that restores, falling back past unreadable ones; None if none exist.

@@ -1,15 +1,9 @@
 """Embedding every segment of a task once with a frozen model, cached on disk.
 
-Each segment is scaled to unit L2 norm first, as every training crop is (the tf.data
-pipelines' `normalize`): the frontend and BatchNorm statistics only ever saw such inputs, and a
-clip's loudness would otherwise shift every feature. The model then runs
-`encode(waveform, train=False)` (the pooled encoder output) with
-`apply(..., mutable=False)`: BatchNorm reads its running statistics and flax would raise if
-anything tried to update a variable, so a segment's embedding does not depend on the batch it is
-in and the model is exactly the checkpoint's. With `features='frontend'` the encoder is skipped:
-each segment is the mean and standard deviation over frames of every frontend channel
-(`pooled_frontend`). Batches have a fixed size (the last one is zero-padded and the padding's
-outputs dropped), so the jitted function compiles once.
+Segments are cut and embedded as every tool embeds audio (`inference.windows`,
+`inference.features`): the model is exactly the checkpoint's, in inference mode, and batches
+have a fixed size (the last one is zero-padded and the padding's outputs dropped), so the jitted
+function compiles once.
 
 Cache: `<cache_dir>/<key>.npz`, where key = SHA-256 of the checkpoint (resolved path or random
 spec, step, config), the features read, the task (resolved spec and a fingerprint of its files)
@@ -25,26 +19,17 @@ import sys
 import time
 from pathlib import Path
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 
-from leaf_ssl.probing.checkpoint import FrozenModel
-from leaf_ssl.probing.segments import cut_segments
-from leaf_ssl.probing.tasks import SPLITS, SkipLog, Task
+from leaf_ssl.evaluation.tasks import SPLITS, SkipLog, Task
+from leaf_ssl.inference.features import make_embed_fn
+from leaf_ssl.inference.frozen_model import FrozenModel
+from leaf_ssl.inference.windows import embed_windows, segment_windows
 from leaf_ssl.progress import format_duration
 
 logger = logging.getLogger(__name__)
 
 CACHE_FORMAT = 2  # bump when what is stored, or how segments are cut or normalised, changes
-
-FEATURES = {
-    "encoder": "pooled encoder output",  # the paper's probe
-    # a floor that isolates what the encoder adds to the frontend
-    "frontend": "frontend alone, each channel's mean and std over frames (no encoder)",
-}
-"""What a probe can read, and how its report describes each."""
-
 
 @dataclasses.dataclass
 class SplitEmbeddings:
@@ -124,67 +109,22 @@ def embed_task_with(embed_batch, task: Task, *, segment_samples: int, batch_size
     return result
 
 
-def l2_normalize(waveforms: jax.Array) -> jax.Array:
-    """Each row scaled to unit L2 norm, silence left at zero: `tf.math.l2_normalize` as the
-    training pipelines apply it to every crop."""
-    squared_norm = jnp.sum(jnp.square(waveforms), axis=-1, keepdims=True)
-    return waveforms * jax.lax.rsqrt(jnp.maximum(squared_norm, 1e-12))
-
-
-def pooled_frontend(features: jax.Array) -> jax.Array:
-    """(batch, frames, channels) -> (batch, 2 * channels): each channel's mean over frames, then
-    its standard deviation over frames."""
-    return jnp.concatenate([jnp.mean(features, axis=1), jnp.std(features, axis=1)], axis=-1)
-
-
-def make_embed_fn(frozen: FrozenModel, features: str = "encoder"):
-    """Jitted (batch, samples) -> (batch, dim) float32 embedding of the L2-normalised waveforms,
-    in inference mode: the pooled encoder output, or `pooled_frontend` (see FEATURES)."""
-    if features not in FEATURES:
-        raise ValueError(f"unknown features {features!r}; valid: {list(FEATURES)}")
-
-    @jax.jit
-    def embed(variables, waveforms):
-        waveforms = l2_normalize(waveforms)
-        if features == "frontend":
-            frames = frozen.model.apply(variables, waveforms, method=lambda model, w: model.frontend(w),
-                                        mutable=False)
-            return pooled_frontend(frames.astype(jnp.float32))
-        pooled = frozen.model.apply(variables, waveforms, train=False, method="encode", mutable=False)
-        return pooled.astype(jnp.float32)
-    return lambda waveforms: embed(frozen.variables, waveforms)
-
-
 def _embed_split(embed_batch, task: Task, split: str, segment_samples: int, batch_size: int, progress: bool):
     skips = SkipLog()
     meter = _Progress(f"embed {task.name}/{split}", task.num_clips(split), enabled=progress)
-    pending: list[np.ndarray] = []   # segments waiting for a full batch
-    in_flight: list[tuple[jax.Array, int]] = []  # dispatched batches (async) and their real row counts
     embeddings: list[np.ndarray] = []
     segment_clip, labels, clip_ids = [], [], []
 
-    def flush(final: bool) -> None:
-        while len(pending) >= batch_size or (final and pending):
-            rows = pending[:batch_size]
-            del pending[:batch_size]
-            batch = np.zeros((batch_size, segment_samples), np.float32)
-            batch[:len(rows)] = rows
-            in_flight.append((embed_batch(batch), len(rows)))
-        # Keep two batches queued, so that decoding overlaps compute, and progress and memory
-        # follow what the device has actually done.
-        while len(in_flight) > (0 if final else 2):
-            result, real_rows = in_flight.pop(0)
-            embeddings.append(np.asarray(result)[:real_rows])
+    def jobs():
+        for clip in task.clips(split, skips):
+            labels.append(clip.labels)
+            clip_ids.append(clip.id)
+            yield len(clip_ids) - 1, segment_windows(clip.waveform, segment_samples)
 
-    for clip in task.clips(split, skips):
-        segments = cut_segments(clip.waveform, segment_samples)
-        pending.extend(segments)
-        segment_clip.extend([len(clip_ids)] * len(segments))
-        labels.append(clip.labels)
-        clip_ids.append(clip.id)
-        flush(final=False)
-        meter.update(len(clip_ids), len(segment_clip))
-    flush(final=True)
+    for clip_index, clip_embeddings in embed_windows(embed_batch, jobs(), batch_size):
+        embeddings.append(clip_embeddings)
+        segment_clip.extend([clip_index] * len(clip_embeddings))
+        meter.update(clip_index + 1, len(segment_clip))
     meter.finish(len(clip_ids), len(segment_clip), skips.count)
     dim = embeddings[0].shape[1] if embeddings else 0
     return (np.concatenate(embeddings) if embeddings else np.zeros((0, dim), np.float32),

@@ -3,7 +3,9 @@
 Accepted `--ckpt` forms:
 
 * a run's workdir (holding `checkpoints/`), its `checkpoints/` folder, or one step folder
-  `checkpoints/<step>`. For the first two the newest step is used; a step that cannot be read
+  `checkpoints/<step>`, wherever training wrote them: a local path (relative or absolute) or any
+  URI `etils.epath` and orbax read (`gs://bucket/runs/x`), through the same step reader training
+  resumes with (`training.checkpointing.restore_step`). For the first two the newest step is used; a step that cannot be read
   (interrupted write, truncated files, arrays that do not match their saved digests) is skipped
   with a warning and the previous one is used. A step that vanishes while it is read (a
   running trainer rotated it away) is no failure: the steps are listed again and the newest
@@ -26,14 +28,16 @@ import dataclasses
 import importlib.util
 import json
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
 import jax
 import ml_collections
-import orbax.checkpoint as ocp
+from etils import epath
 
-from leaf_ssl import checkpointing, cola, experiment, trainer
+from leaf_ssl.training import checkpointing, trainer
+from leaf_ssl.model import build, cola
 
 logger = logging.getLogger(__name__)
 
@@ -51,9 +55,11 @@ class FrozenModel:
       config: the config the model was built from.
       source: what was loaded: the resolved step folder, or the `random:` spec.
       step: the checkpoint's step (0 for the untrained floor).
+      run_dir: the workdir of the run the checkpoint belongs to (None for `random:` and for a
+        step folder outside a run's `checkpoints/`).
       batch_norm: where the BatchNorm statistics come from: 'as saved' (the checkpoint's, or
         the initial ones of `random:`), or a description of their re-estimation
-        (`probing.batch_norm`).
+        (`evaluation.batch_norm`).
     """
 
     model: cola.ColaModel
@@ -61,6 +67,7 @@ class FrozenModel:
     config: ml_collections.ConfigDict
     source: str
     step: int
+    run_dir: str | None = None
     batch_norm: str = BATCH_NORM_AS_SAVED
 
     @property
@@ -72,31 +79,30 @@ class FrozenModel:
         """Samples per window the frozen model embeds: its training crop (0.96 s by default).
 
         Windows of the length the encoder was trained on: its 'SAME'-padded stride-2 convolutions
-        and global pooling see edge positions only at that length. Measured on the demo keyword
-        task, a supervised tiny-EfficientNet classifier scores 53% on 0.96 s windows of its own
-        test clips and 29% on 1 s ones (the extra 40 ms is silence)."""
-        return experiment.crop_samples(self.config)
+        and global pooling see edge positions only at that length, and other lengths cost
+        accuracy (docs/results.md)."""
+        return build.crop_samples(self.config)
 
 
 def load_frozen_model(spec: str) -> FrozenModel:
     """Restores `spec` (see module docstring). Raises CheckpointError with a readable reason."""
     if spec.startswith(RANDOM_PREFIX):
         return untrained_model(spec)
-    path = Path(spec).expanduser().absolute()  # orbax reads nothing through a relative path
+    path = _as_path(spec)
     if not path.exists():
         raise checkpointing.CheckpointError(f"checkpoint path {path} does not exist")
-    if _is_step_folder(path):
-        return _restore_step(path)
+    if checkpointing.is_step_folder(path):
+        return _restore(path)
     checkpoints = path / "checkpoints" if (path / "checkpoints").is_dir() else path
     failures, tried = [], set()
     while True:
-        untried = [step_dir for step_dir in _step_folders(checkpoints) if step_dir not in tried]
+        untried = [step_dir for step_dir in checkpointing.step_folders(checkpoints) if step_dir not in tried]
         if not untried:
             break
         step_dir = untried[0]
         tried.add(step_dir)
         try:
-            return _restore_step(step_dir)
+            return _restore(step_dir)
         except checkpointing.ArchitectureMismatch:
             raise
         except checkpointing.CheckpointError as error:
@@ -113,32 +119,31 @@ def load_frozen_model(spec: str) -> FrozenModel:
     raise checkpointing.CheckpointError(f"no readable checkpoint in {path}:\n  " + "\n  ".join(failures))
 
 
-def _step_folders(checkpoints: Path) -> list[Path]:
-    """The step folders under `checkpoints`, newest first."""
-    if not checkpoints.is_dir():
-        return []
-    return sorted((p for p in checkpoints.iterdir() if _is_step_folder(p)), key=lambda p: int(p.name), reverse=True)
+def _as_path(spec: str) -> epath.Path:
+    """A local path made absolute (orbax reads nothing through a relative one); a URI as it is."""
+    return checkpointing.resolve_dir(spec if "://" in spec else os.path.expanduser(spec))
 
 
 def untrained_model(spec: str) -> FrozenModel:
     """The `random:<config file>[:<args>]` floor: the initial variables of a run of that config."""
     config = load_config_spec(spec[len(RANDOM_PREFIX):])
     try:
-        config = experiment.resolve_supervised_task(config)
+        config = build.resolve_supervised_task(config)
     except (OSError, ValueError) as error:
         raise checkpointing.CheckpointError(f"{spec}: {error}") from error
-    model = experiment.build_model(config, data_parallel=False)
+    model = build.build_model(config, data_parallel=False)
     # trainer.create_train_state splits key(seed) into (init, step) keys: reuse its init key.
     init_key, _ = jax.random.split(jax.random.key(config.seed))
-    variables = jax.jit(lambda key: trainer.init_variables(model, key, experiment.crop_samples(config)))(init_key)
+    variables = jax.jit(lambda key: trainer.init_variables(model, key, build.crop_samples(config)))(init_key)
     return FrozenModel(model, _params_and_batch_stats(variables), config, spec, step=0)
 
 
 def load_config_spec(spec: str) -> ml_collections.ConfigDict:
-    """`path/to/config.py[:args]` -> the config its get_config(args) returns; a run's workdir ->
-    the config it saved."""
-    if Path(spec).is_dir():
-        config_json = Path(spec) / "config.json"
+    """`path/to/config.py[:args]` -> the config its get_config(args) returns; a run's workdir (local
+    or a URI) -> the config it saved."""
+    run = _as_path(spec)
+    if run.is_dir():
+        config_json = run / "config.json"
         if not config_json.is_file():
             raise checkpointing.CheckpointError(f"{spec} (from {RANDOM_PREFIX}{spec}) has no config.json: not a run's "
                                                 "workdir")
@@ -156,16 +161,13 @@ def load_config_spec(spec: str) -> ml_collections.ConfigDict:
         raise checkpointing.CheckpointError(f"{RANDOM_PREFIX}{spec}: {error}") from error
 
 
-def _is_step_folder(path: Path) -> bool:
-    return path.is_dir() and path.name.isdigit() and (path / checkpointing.STATE_ITEM).is_dir()
+def _run_dir(step_dir: epath.Path) -> epath.Path | None:
+    return step_dir.parent.parent if step_dir.parent.name == "checkpoints" else None
 
 
-def _read_config(step_dir: Path) -> tuple[ml_collections.ConfigDict, dict]:
+def _read_config(step_dir: epath.Path) -> tuple[ml_collections.ConfigDict, dict]:
     """The step's meta and the config in it, or else the workdir's config.json."""
-    meta_path = step_dir / checkpointing.META_ITEM
-    meta: dict = {}
-    if meta_path.is_dir():
-        meta = ocp.Checkpointer(ocp.JsonCheckpointHandler()).restore(meta_path)
+    meta = checkpointing.read_meta(step_dir)
     config = meta.get("config")
     if config is None:
         config_json = step_dir.parent.parent / "config.json"
@@ -176,7 +178,7 @@ def _read_config(step_dir: Path) -> tuple[ml_collections.ConfigDict, dict]:
     return ml_collections.ConfigDict(config), meta
 
 
-def _restore_step(step_dir: Path) -> FrozenModel:
+def _restore(step_dir: epath.Path) -> FrozenModel:
     try:
         config, meta = _read_config(step_dir)
     except checkpointing.CheckpointError:
@@ -184,45 +186,20 @@ def _restore_step(step_dir: Path) -> FrozenModel:
     except Exception as error:  # orbax raises many types for torn files
         raise checkpointing.CheckpointError(f"checkpoint {step_dir} meta is unreadable ({type(error).__name__}: "
                                             f"{str(error)[:200]})") from error
-    model = experiment.build_model(config, data_parallel=False)
-    crop = experiment.crop_samples(config)
+    model = build.build_model(config, data_parallel=False)
+    crop = build.crop_samples(config)
     expected = checkpointing.param_shapes(
         jax.eval_shape(lambda: trainer.init_variables(model, jax.random.key(0), crop))["params"])
-    recorded = meta.get("param_shapes")
-    if recorded is not None:
-        mismatch = checkpointing.describe_shape_mismatch(expected, recorded)
-        if mismatch:
-            raise checkpointing.ArchitectureMismatch(f"checkpoint {step_dir} is of another architecture than its "
-                                                     f"saved config builds: {mismatch}")
-    variables = _restore_variables(step_dir)
-    mismatch = checkpointing.describe_shape_mismatch(expected, checkpointing.param_shapes(variables["params"]))
-    if mismatch:
-        raise checkpointing.ArchitectureMismatch(f"checkpoint {step_dir} is of another architecture: {mismatch}")
-    if "digests" in meta:
-        corrupt = checkpointing.digest_mismatch(meta["digests"], variables)
-        if corrupt:
-            raise checkpointing.CheckpointError(f"checkpoint {step_dir} is corrupt: {corrupt}")
-    return FrozenModel(model, variables, config, str(step_dir.resolve()), step=int(step_dir.name))
-
-
-def _restore_variables(step_dir: Path) -> dict:
-    """params and batch_stats of a step, placed on the default device whatever mesh saved them."""
-    state_dir = step_dir / checkpointing.STATE_ITEM
-    checkpointer = ocp.StandardCheckpointer()
     try:
-        tree = checkpointer.metadata(state_dir).item_metadata
-        device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
-        target = jax.tree.map(lambda leaf: jax.ShapeDtypeStruct(leaf.shape, leaf.dtype, sharding=device),
-                              dict(tree))
-        state = checkpointer.restore(state_dir, target)
+        state = checkpointing.restore_step(step_dir, meta, expected)
+    except checkpointing.CheckpointError:
+        raise
     except Exception as error:  # orbax raises many types for torn or truncated files
         raise checkpointing.CheckpointError(f"checkpoint {step_dir} is unreadable ({type(error).__name__}: "
                                             f"{str(error)[:200]})") from error
-    finally:
-        checkpointer.close()
-    if "params" not in state:
-        raise checkpointing.CheckpointError(f"checkpoint {step_dir} holds no 'params'")
-    return _params_and_batch_stats(state)
+    run_dir = _run_dir(step_dir)
+    return FrozenModel(model, _params_and_batch_stats(state), config, str(step_dir), step=int(step_dir.name),
+                       run_dir=None if run_dir is None else str(run_dir))
 
 
 def _params_and_batch_stats(tree: Any) -> dict:

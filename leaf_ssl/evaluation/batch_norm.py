@@ -4,11 +4,9 @@ Why: in inference mode BatchNorm normalises by its running statistics, and an un
 are the initial mean 0 and variance 1, which make every BatchNorm layer an identity. The
 `random:` floor is then an unnormalised random network: a different function from the one
 training starts from, which normalises every layer by batch moments, and from every trained
-model, whose running statistics follow those moments. Measured on the demo tasks (tiny
-EfficientNet, LEAF random init, 0.96 s windows, one seed) the same untrained weights probe at
-70 / 23 / 36 % (keyword / instrument / language) with the initial statistics and at
-28 / 14 / 21 % with statistics of data. A floor with re-estimated statistics separates what
-training learnt from what normalisation alone changes.
+model, whose running statistics follow those moments; the two floors probe very differently
+(docs/results.md). A floor with re-estimated statistics separates what training learnt from what
+normalisation alone changes.
 
 How: the model runs in training mode (batch moments; drop-path off, and BatchNorm momentum 0 so
 that each call's updated statistics ARE that batch's moments) on `num_batches` batches of
@@ -25,9 +23,10 @@ import logging
 import jax
 import jax.numpy as jnp
 
-from leaf_ssl import experiment
-from leaf_ssl.probing.checkpoint import FrozenModel
-from leaf_ssl.probing.embedding import l2_normalize
+from leaf_ssl.model import build
+from leaf_ssl.training.batches import input_batches
+from leaf_ssl.inference.frozen_model import FrozenModel
+from leaf_ssl.inference.features import l2_normalize
 
 logger = logging.getLogger(__name__)
 
@@ -49,7 +48,7 @@ def reestimate(frozen: FrozenModel, *, num_batches: int, batch_size: int, train_
     # Momentum 0: each call's updated running statistics are exactly that batch's moments.
     config.encoder.bn_momentum = 0.0
     config.encoder.drop_path_rate = 0.0
-    model = experiment.build_model(config, data_parallel=False)
+    model = build.build_model(config, data_parallel=False)
 
     @jax.jit
     def batch_moments(waveforms):
@@ -59,12 +58,12 @@ def reestimate(frozen: FrozenModel, *, num_batches: int, batch_size: int, train_
         return _map_layers(lambda layer: {"mean": layer["mean"], "square": layer["var"] + jnp.square(layer["mean"])},
                            mutated["batch_stats"])
 
-    stream = experiment.input_batches(config, per_process_batch=batch_size, crop_samples=frozen.window_samples,
+    stream = input_batches(config, per_process_batch=batch_size, crop_samples=frozen.window_samples,
                                       start_batch=0)
     sums = None  # per layer: {'mean': sum of batch means, 'square': sum of batch second moments}
     for _ in range(num_batches):
         batch = next(stream)
-        crops = batch["audio"] if experiment.is_supervised(config) else batch["anchor"]
+        crops = batch["audio"] if build.is_supervised(config) else batch["anchor"]
         moments = batch_moments(jnp.asarray(crops))
         sums = moments if sums is None else jax.tree.map(jnp.add, sums, moments)
     statistics = _map_layers(lambda layer: _statistics(layer["mean"] / num_batches, layer["square"] / num_batches),

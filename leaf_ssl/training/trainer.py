@@ -35,7 +35,7 @@ import optax
 from jax import lax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
-DATA_AXIS = "data"
+from leaf_ssl.data.sharding import DATA_AXIS
 
 Objective = Callable[..., tuple[jax.Array, tuple[dict, jax.Array]]]
 """(model, {'params', 'batch_stats'}, device batch, rngs, capture_intermediates=False) ->

@@ -83,7 +83,7 @@ def pretraining_config() -> ml_collections.ConfigDict:
 def supervised_config() -> ml_collections.ConfigDict:
     """The supervised baseline: `pretraining_config()` plus a `supervised` section.
 
-    The model is frontend + encoder + Dense(classes) (leaf_ssl/supervised.py), trained with the
+    The model is frontend + encoder + Dense(classes) (leaf_ssl/model/supervised.py), trained with the
     same step, optimizer and schedule fields; `model.embedding_dim`, `similarity`,
     `temperature`, `negatives` and `data.noise_std` are unused. SpecAugment (`model.*_mask*`)
     applies to every training crop.
@@ -198,9 +198,18 @@ def _check_no_unknown_fields(config, reference, prefix: str = ""):
             _check_no_unknown_fields(config[key], reference[key], prefix=f"{path}.")
 
 
+OBJECTIVES = ("cola", "supervised")
+
+
+def objective(config: ml_collections.ConfigDict) -> str:
+    """'supervised' for a supervised-baseline config (`supervised_config`: it has a `supervised`
+    section), else 'cola': the one place that tells the two kinds of run apart."""
+    return "supervised" if "supervised" in config else "cola"
+
+
 def validate_config(config: ml_collections.ConfigDict, num_devices: int, num_processes: int = 1) -> None:
     """Raises a ConfigError naming the first bad field. Call before any compile."""
-    supervised = "supervised" in config
+    supervised = objective(config) == "supervised"
     _check_no_unknown_fields(config, supervised_config() if supervised else pretraining_config())
     _check_all_numbers_finite(config)
     if supervised and not config.supervised.task_dir:

@@ -1,23 +1,19 @@
-"""From a config to the objects of a run: model, objective, schedule, optimizer, step counts.
+"""From a config to the model and the objective it is trained with.
 
-Shared by the trainer's entry point, the benchmark and the probe, so that a checkpoint's saved
-config rebuilds exactly the model that wrote it.
+Shared by training, the benchmark and every reader of checkpoints, so that a checkpoint's saved
+config rebuilds exactly the model that wrote it. Free of TensorFlow.
 """
 import dataclasses
 import json
-import math
-import os
 
 import flax.linen as nn
-
 import ml_collections
-import optax
+from etils import epath
 
-from leaf_ssl import cola, optim, supervised
-from leaf_ssl.data import pipeline
+from leaf_ssl.data.sharding import DATA_AXIS
 from leaf_ssl.encoders import make_encoder
 from leaf_ssl.frontends import make_frontend
-from leaf_ssl.trainer import DATA_AXIS
+from leaf_ssl.model import cola, configuration, supervised
 
 
 def crop_samples(config: ml_collections.ConfigDict) -> int:
@@ -26,8 +22,7 @@ def crop_samples(config: ml_collections.ConfigDict) -> int:
 
 
 def is_supervised(config: ml_collections.ConfigDict) -> bool:
-    """A supervised-baseline config (`configuration.supervised_config`) rather than COLA pretraining."""
-    return "supervised" in config
+    return configuration.objective(config) == "supervised"
 
 
 def resolve_supervised_task(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
@@ -42,14 +37,12 @@ def resolve_supervised_task(config: ml_collections.ConfigDict) -> ml_collections
     """
     if not is_supervised(config):
         return config
-    import tensorflow as tf  # gfile: the task folder may be in a bucket
     task_dir = config.supervised.task_dir
-    info_path = os.path.join(task_dir, "task.json")
-    if not tf.io.gfile.exists(info_path):
+    info_path = epath.Path(task_dir) / "task.json"  # the task folder may be in a bucket
+    if not info_path.exists():
         raise FileNotFoundError(f"config.supervised.task_dir={task_dir!r} has no task.json: give a labelled task "
                                 "folder (e.g. demo_corpus/tasks/keyword, or the output of leaf_ssl.data.audioset)")
-    with tf.io.gfile.GFile(info_path) as info_file:
-        info = json.load(info_file)
+    info = json.loads(info_path.read_text())
     num_classes = len(info["classes"])
     if config.supervised.num_classes not in (0, num_classes):
         raise ValueError(f"config.supervised.num_classes={config.supervised.num_classes} but {info_path} lists "
@@ -58,7 +51,7 @@ def resolve_supervised_task(config: ml_collections.ConfigDict) -> ml_collections
     resolved.supervised.num_classes = num_classes
     resolved.supervised.multi_label = bool(info.get("multi_label", False))
     if not resolved.data.train_shards:
-        resolved.data.train_shards = os.path.join(task_dir, "train-*.tfrecord")
+        resolved.data.train_shards = str(epath.Path(task_dir) / "train-*.tfrecord")
     return resolved
 
 
@@ -112,42 +105,7 @@ def _rematerialised(module: nn.Module) -> nn.Module:
     return nn.remat(type(module))(**fields)
 
 
-def training_steps(config: ml_collections.ConfigDict, num_clips: int) -> tuple[int, int]:
-    """(total_steps, warmup_steps) from epochs of `num_clips`, unless total_steps is set."""
-    steps_per_epoch = max(1, num_clips // config.train.batch_size)
-    if config.train.total_steps > 0:
-        total = config.train.total_steps
-    else:
-        total = max(1, math.ceil(config.train.num_epochs * steps_per_epoch))
-    warmup = int(round(config.train.warmup_epochs * steps_per_epoch))
-    return total, min(warmup, total - 1)
-
-
-def build_optimizer(config: ml_collections.ConfigDict, model: nn.Module, params, *, total_steps: int,
-                    warmup_steps: int) -> tuple[optax.GradientTransformation, optax.Schedule]:
-    schedule = optim.learning_rate_schedule(
-        base_learning_rate=config.train.base_learning_rate, global_batch=config.train.batch_size,
-        warmup_steps=warmup_steps, total_steps=total_steps)
-    optimizer = optim.make_optimizer(schedule, weight_decay=config.train.weight_decay, params=params,
-                                     frozen_prefixes=frozen_param_prefixes(model))
-    return optimizer, schedule
-
-
 def frozen_param_prefixes(model: nn.Module) -> tuple[tuple[str, ...], ...]:
     """Param-tree path prefixes that get no optimizer update (the frontend's frozen parts)."""
     frozen_parts = getattr(model.frontend, "frozen_parts", lambda: ())()
     return tuple(("frontend", part) for part in frozen_parts)
-
-
-def input_batches(config: ml_collections.ConfigDict, *, per_process_batch: int, crop_samples: int,
-                  start_batch: int):
-    """This process's stream of batches from batch `start_batch` on: (anchor, positive) pairs,
-    or labelled crops for a supervised config."""
-    if is_supervised(config):
-        return pipeline.labelled_dataset(
-            config.data.train_shards, per_process_batch=per_process_batch, crop_samples=crop_samples,
-            seed=config.seed, num_classes=config.supervised.num_classes,
-            shuffle_buffer=config.data.shuffle_buffer, start_batch=start_batch)
-    return pipeline.pretraining_dataset(
-        config.data.train_shards, per_process_batch=per_process_batch, crop_samples=crop_samples, seed=config.seed,
-        noise_std=config.data.noise_std, shuffle_buffer=config.data.shuffle_buffer, start_batch=start_batch)

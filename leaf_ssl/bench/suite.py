@@ -1,72 +1,32 @@
-"""Benchmarks: `python -m leaf_ssl.bench --what frontend|step|input|checkpoint|learning|all [...]`.
+"""The benchmarks behind `python -m leaf_ssl.bench` (`leaf_ssl.cli.bench` describes each).
 
-Each benchmark is a function in `BENCHMARKS` (keyed by the `--what` name) that takes the parsed arguments
-and returns rows of results; `main` prints them as a table and optionally writes them as JSON
-(`--what all` runs every benchmark in turn but `learning`, which trains for minutes).
-
-  frontend: jit-compiled forward + gradient (of the sum of the features w.r.t. the parameters) of every
-            frontend and filterbank path (`--cases`) on (batch, 15360) random audio (0.96 s at 16 kHz),
-            on the default jax device. After one warm-up (compile) call each, the cases take turns
-            within each repeat, so that load from other processes hits them alike; median over
-            --repeats calls, each ended by block_until_ready. Also XLA's cost analysis of each
-            compiled case (`gflop`, `gb_accessed`: a model of memory traffic, not a measurement).
-            On the CPU, `--threads N` pins the process to N cores (default: every usable core).
-            `--peer speechbrain` adds SpeechBrain's Leaf (PyTorch) forward + backward on the same batch,
-            on the same device (on the CPU with one thread per core used), taking its turn with the
-            others, and a `vs_peer` column: crops/s over the peer's. Needs torch and speechbrain,
-            which are not dependencies of this package; without them the peer is skipped with a
-            message that says how to install them.
-            `--stages` adds, before each LEAF case, rows for its first stages alone ('/modulus': Gabor
-            filterbank + squared modulus; '/pooling': + Gaussian lowpass), to see where the time goes.
-  step:     the whole data-parallel COLA train step (frontend, SpecAugment, EfficientNet-B0, bilinear
-            loss, AdamW) at the paper's shapes: --pairs_per_device pairs of 0.96 s crops on every local
-            device, --n_filters filters, encoder in float32 and bfloat16. The batch is on the devices
-            before timing. Also XLA's cost analysis of the compiled step (FLOPs, bytes), the achieved
-            TFLOP/s, the peak device memory where the backend reports it, and XLA's own estimate of the
-            step's temporary buffers (`xla_temp_gib`, from the compiled step's memory analysis: known
-            before the step runs, on every backend). `--pooling_impl` picks LEAF's lowpass path.
-  input:    the tf.data pretraining pipeline alone, in crops per second per CPU core, at 1 thread and at
-            every core (`--threads`); see `leaf_ssl.bench_input`.
-  checkpoint: the paper-shape train state (`--frontend`, `--n_filters`, B0, AdamW) through the run's
-            checkpoint store: save (with its digests, until on disk) and restore (with their check), and
-            the SHA-256 digests alone; `digest_share` is the digests' part of each.
-  learning: learning parity with an independent PyTorch COLA (`--peer torch`): for each finished run
-            (`--run`, repeated: one per seed; mel frontend), the peer trains on the run's own batches
-            with its recipe, then both are probed on `--tasks` by the same probe code; contrastive
-            accuracy and loss at every logged step and the probes, mean ± std over runs. See
-            `leaf_ssl.bench_learning` and `launch/learning_parity.sh`.
-
-Rows of `frontend` and `input` also have `crops_per_cpu_s` (crops per second of the process's CPU time,
-all threads), `cores_busy` (process CPU seconds / wall seconds: how many cores the case kept busy; on a
-CPU host it shows whether both sides of a comparison used every core) and `cores_waiting` (seconds the
-process's threads were ready to run but waited for a core / wall seconds, Linux only: high when other
-processes crowd the case out), see `leaf_ssl.bench_host`.
+Each benchmark is a function in `BENCHMARKS`, keyed by its `--what` name, that takes the parsed
+command line and returns rows of results.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
-import logging
 import os
 import statistics
 import sys
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from leaf_ssl import bench_input, bench_learning, bench_peer
-from leaf_ssl.bench_host import CpuMeter, Usage, busy_and_waiting, pin_process, usable_cores
+from leaf_ssl.bench import input_pipeline, learning, peer
+from leaf_ssl.bench.host import CpuMeter, Usage, busy_and_waiting, pin_process, usable_cores
 from leaf_ssl.frontends import Leaf, MelFilterbank, SincNet, SincNetPlus
 from leaf_ssl.frontends.framing import window_and_stride_samples
 from leaf_ssl.frontends.leaf import GaborFilterbank, squared_modulus
-from leaf_ssl.frontends.pooling import POOLING_IMPLS, GaussianLowpass
+from leaf_ssl.frontends.pooling import GaussianLowpass
 
+Options = Any
+"""The parsed command line (`leaf_ssl.cli.bench`): every benchmark reads the fields it needs."""
 CROP_SAMPLES = 15360  # 0.96 s at 16 kHz, the COLA crop
 PEER_CASE = "peer_speechbrain_leaf"
 
@@ -186,7 +146,7 @@ def _frontend_cores(threads: str | None) -> list[int]:
     return cores[:int(threads)]
 
 
-def _time_frontends(args: argparse.Namespace, threads: int) -> tuple[dict[str, list[Usage]], dict[str, dict]]:
+def _time_frontends(args: Options, threads: int) -> tuple[dict[str, list[Usage]], dict[str, dict]]:
     """Builds every case (and the peer, given `threads` intra-op threads) and times them interleaved;
     returns their usages and the XLA costs of ours."""
     waveform = jax.random.normal(jax.random.PRNGKey(0), (args.batch, CROP_SAMPLES), jnp.float32)
@@ -195,14 +155,14 @@ def _time_frontends(args: argparse.Namespace, threads: int) -> tuple[dict[str, l
         calls[name], costs[name] = _jax_forward_gradient(module, waveform)
     if args.peer:
         try:
-            calls[PEER_CASE] = bench_peer.speechbrain_leaf_step(np.asarray(waveform), args.n_filters,
+            calls[PEER_CASE] = peer.speechbrain_leaf_step(np.asarray(waveform), args.n_filters,
                                                                 jax.devices()[0].platform, threads=threads)
-        except bench_peer.PeerUnavailable as error:
+        except peer.PeerUnavailable as error:
             print(f"peer {args.peer} skipped: {error}", file=sys.stderr)
     return time_interleaved(calls, args.repeats), costs
 
 
-def bench_frontends(args: argparse.Namespace) -> list[dict]:
+def bench_frontends(args: Options) -> list[dict]:
     """Forward + parameter gradient of each frontend (and the peer's, with --peer); one row per case."""
     all_cores, cores = usable_cores(), _frontend_cores(args.threads)
     # XLA's CPU thread pool is sized once, to every core; pinned to fewer cores, its threads share them.
@@ -229,7 +189,9 @@ def _train_step_case(frontend: str, n_filters: int, encoder_dtype: str, pairs_pe
                      pooling_impl: str = "auto"):
     """A jitted COLA step, its initial state and an on-device batch, built as the trainer builds them."""
     from jax.sharding import NamedSharding, PartitionSpec
-    from leaf_ssl import configuration, experiment, trainer
+    from leaf_ssl.model import build, configuration
+    from leaf_ssl.training import optim
+    from leaf_ssl.training import trainer
 
     config = configuration.pretraining_config()
     config.frontend = {"name": frontend} if frontend == "mel" else {"name": frontend, "n_filters": n_filters}
@@ -239,15 +201,15 @@ def _train_step_case(frontend: str, n_filters: int, encoder_dtype: str, pairs_pe
     config.model.remat_frontend = remat
     mesh = trainer.make_mesh(jax.local_devices())
     config.train.batch_size = pairs_per_device * mesh.size
-    model = experiment.build_model(config)
-    crop = experiment.crop_samples(config)
+    model = build.build_model(config)
+    crop = build.crop_samples(config)
     params = jax.eval_shape(lambda: trainer.init_variables(model, jax.random.key(0), crop))["params"]
-    optimizer, schedule = experiment.build_optimizer(config, model, params, total_steps=10_000, warmup_steps=100)
+    optimizer, schedule = optim.build_optimizer(config, model, params, total_steps=10_000, warmup_steps=100)
     state = trainer.create_train_state(model, optimizer, seed=0, crop_samples=crop, mesh=mesh)
     waveform = jax.random.normal(jax.random.key(1), (config.train.batch_size, crop), jnp.float32)
     sharding = NamedSharding(mesh, PartitionSpec(trainer.DATA_AXIS))
     batch = {"anchor": jax.device_put(waveform, sharding), "positive": jax.device_put(waveform * 0.9, sharding)}
-    step = trainer.make_train_step(model, optimizer, schedule, mesh, experiment.train_objective(config))
+    step = trainer.make_train_step(model, optimizer, schedule, mesh, build.train_objective(config))
     return step, state, batch, mesh.size
 
 
@@ -262,7 +224,7 @@ def _peak_memory_gib() -> float | None:
     return None if peak is None else peak / 2**30
 
 
-def bench_train_step(args: argparse.Namespace) -> list[dict]:
+def bench_train_step(args: Options) -> list[dict]:
     """The whole train step per encoder dtype; one row per dtype."""
     rows = []
     for dtype in args.dtypes.split(","):
@@ -291,11 +253,11 @@ def bench_train_step(args: argparse.Namespace) -> list[dict]:
     return rows
 
 
-def bench_checkpoint(args: argparse.Namespace) -> list[dict]:
+def bench_checkpoint(args: Options) -> list[dict]:
     """What the checkpoint digests cost: the paper-shape train state (--frontend, --n_filters,
     EfficientNet-B0, AdamW) saved and restored by the run's store, against the digests alone."""
     import tempfile
-    from leaf_ssl import checkpointing
+    from leaf_ssl.training import checkpointing
 
     _, state, _, _ = _train_step_case(args.frontend, args.n_filters, "float32", 1, remat=False)
     jax.block_until_ready(state)
@@ -324,62 +286,25 @@ def bench_checkpoint(args: argparse.Namespace) -> list[dict]:
             for name, seconds in medians.items()]
 
 
-def bench_learn(args: argparse.Namespace) -> list[dict]:
+def bench_learn(args: Options) -> list[dict]:
     if args.peer != "torch" or not args.run:
         raise SystemExit("error: --what learning needs --peer torch and at least one --run DIR (a finished run of ours)")
     try:
-        return bench_learning.compare([Path(run) for run in args.run], args.tasks.split(","), args.data_dir,
+        return learning.compare([Path(run) for run in args.run], args.tasks.split(","), args.data_dir,
                                       args.probe_seeds, threads=len(usable_cores()))
     except (ValueError, OSError) as error:
         raise SystemExit(f"error: {error}") from error
 
 
-BENCHMARKS: dict[str, Callable[[argparse.Namespace], list[dict]]] = {
+BENCHMARKS: dict[str, Callable[[Options], list[dict]]] = {
     "frontend": bench_frontends,
     "step": bench_train_step,
-    "input": bench_input.bench_input,
+    "input": input_pipeline.bench_input,
     "checkpoint": bench_checkpoint,
     "learning": bench_learn,
 }
 NOT_IN_ALL = ("learning",)
 """Benchmarks `--what all` leaves out: they train for minutes."""
-
-
-def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--what", choices=[*BENCHMARKS, "all"], default="frontend")
-    parser.add_argument("--batch", type=int, default=64, help="frontend: crops per call; input: crops per batch")
-    parser.add_argument("--n_filters", type=int, default=64)
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--cases", help=f"frontend: comma-separated subset of {','.join(frontend_cases(1))}")
-    parser.add_argument("--peer", choices=["speechbrain", "torch"],
-                        help="frontend: also time SpeechBrain's Leaf (speechbrain); learning: the torch COLA (torch)")
-    parser.add_argument("--stages", action="store_true",
-                        help=f"frontend: also time each LEAF case's first stages ({', '.join(LEAF_STAGES)})")
-    parser.add_argument("--pairs_per_device", type=int, default=256, help="step: pairs per device")
-    parser.add_argument("--frontend", default="leaf", help="step: leaf | sincnet | sincnet_plus | mel")
-    parser.add_argument("--dtypes", default="float32,bfloat16", help="step: encoder dtypes, comma-separated")
-    parser.add_argument("--remat_frontend", action="store_true", help="step: recompute the frontend in backward")
-    parser.add_argument("--pooling_impl", choices=POOLING_IMPLS, default="auto",
-                        help="step: the Gaussian lowpass path of LEAF / SincNet+ (auto: the backend's default)")
-    parser.add_argument("--shards", help="input: a folder or pattern of TFRecord shards (default: synthetic clips)")
-    parser.add_argument("--clip_seconds", type=float, default=10.0, help="input: synthetic clip length")
-    parser.add_argument("--clips", type=int, default=512, help="input: synthetic clips")
-    parser.add_argument("--num_shards", type=int, default=16, help="input: synthetic shards")
-    parser.add_argument("--threads", help="input: tf.data thread counts, comma-separated (default: 1 and all cores); "
-                                          "frontend: run on this many cores (default: all), the peer with as "
-                                          "many threads")
-    parser.add_argument("--shuffle_buffer", type=int, default=128,
-                        help="input: clips in the shuffle buffer; keep it below the clip count, as on AudioSet, "
-                             "or every epoch starts with a pause to fill it")
-    parser.add_argument("--input_batches", type=int, default=50, help="input: timed batches per repeat")
-    parser.add_argument("--run", action="append", help="learning: a finished run of ours (repeat: one per seed)")
-    parser.add_argument("--tasks", default="keyword,instrument,language", help="learning: probe tasks, comma-separated")
-    parser.add_argument("--data_dir", default="demo_corpus", help="learning: the demo corpus, for bare task names")
-    parser.add_argument("--probe_seeds", type=int, default=3, help="learning: linear heads per task and model")
-    parser.add_argument("--json", help="also write the rows (and the device and environment) to this JSON file")
-    return parser.parse_args(argv)
 
 
 def _format_cell(value) -> str:
@@ -406,28 +331,3 @@ def environment() -> dict[str, str]:
         if module is not None:
             found[name] = getattr(module, "__version__", "?")
     return found
-
-
-def main(argv=None) -> None:
-    args = parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")  # the learning benchmark's progress lines
-    device = jax.devices()[0]
-    names = [name for name in BENCHMARKS if name not in NOT_IN_ALL] if args.what == "all" else [args.what]
-    all_rows = []
-    for name in names:
-        rows = BENCHMARKS[name](args)
-        where = f"the host CPU ({len(usable_cores())} cores)" if name == "input" else \
-            f"{device.platform} ({device.device_kind})"
-        summary = "mean ± std over runs" if name == "learning" else f"median of {args.repeats}"
-        print(f"{name} on {where}, {summary}")
-        print_table(rows)
-        all_rows += [{"what": name, **row} for row in rows]
-    if args.json:
-        with open(args.json, "w") as output:
-            json.dump({"what": args.what, "device": f"{device.platform}:{device.device_kind}",
-                       "repeats": args.repeats, "environment": environment(), "rows": all_rows},
-                      output, indent=2)
-
-
-if __name__ == "__main__":
-    main()

@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from leaf_ssl import specaugment
+from leaf_ssl.model import specaugment
 
 
 class ClassifierModel(nn.Module):

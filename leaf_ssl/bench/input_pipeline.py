@@ -19,16 +19,15 @@ refill the pipeline's buffers, then `--input_batches` timed batches. Per row, me
 """
 from __future__ import annotations
 
-import argparse
 import os
 import statistics
 import tempfile
-from typing import Iterable
+from typing import Any, Iterable
 
 import numpy as np
 import tensorflow as tf
 
-from leaf_ssl.bench_host import CpuMeter, Usage, busy_and_waiting, pin_process, usable_cores
+from leaf_ssl.bench.host import CpuMeter, Usage, busy_and_waiting, pin_process, usable_cores
 from leaf_ssl.data.audio import SAMPLE_RATE
 from leaf_ssl.data.pipeline import BatchStream, pretraining_dataset
 from leaf_ssl.data.records import write_shards
@@ -79,7 +78,7 @@ def _take(batches: BatchStream, count: int) -> None:
         next(batches)
 
 
-def measure_pipelines(shards: str, args: argparse.Namespace) -> list[dict]:
+def measure_pipelines(shards: str, args: Any) -> list[dict]:
     """Times one thread-limited pipeline per thread count on `shards`, interleaved; one row each."""
     if args.batch % 2:
         raise ValueError(f"--batch counts crops, two per pair, so it must be even; got {args.batch}")
@@ -132,7 +131,7 @@ def _mean_clip_seconds(files: list[str], records: int) -> float:
     return total_bytes / records / 2 / SAMPLE_RATE
 
 
-def bench_input(args: argparse.Namespace) -> list[dict]:
+def bench_input(args: Any) -> list[dict]:
     """The input benchmark on `--shards`, or on synthetic shards written to a temporary folder."""
     if args.shards:
         return measure_pipelines(args.shards, args)

@@ -2,7 +2,7 @@
 
 Does this implementation learn as fast as an independent one on the same data? For each finished
 run of ours (one per seed, trained by `python -m leaf_ssl.train` with a mel frontend and an
-EfficientNet), the PyTorch COLA of `leaf_ssl.torch_cola` is trained on exactly the batches the run
+EfficientNet), the PyTorch COLA of `leaf_ssl.bench.torch_cola` is trained on exactly the batches the run
 was trained on (the run's config rebuilds its deterministic input stream: same clips, crops and
 noise), with the run's recipe (steps, warm-up, peak rate, weight decay, SpecAugment, drop-path,
 BatchNorm momentum, similarity), from its own initialisation (torch seeded with the run's seed).
@@ -26,12 +26,16 @@ from pathlib import Path
 import ml_collections
 import numpy as np
 
-from leaf_ssl import experiment, probe
+from leaf_ssl.model import build
+from leaf_ssl.training.batches import input_batches
+from leaf_ssl.training import optim
+from leaf_ssl.evaluation import probe
 from leaf_ssl.encoders.factory import ENCODERS
 from leaf_ssl.frontends.mel import MEL_PRESETS
-from leaf_ssl.probing import checkpoint, embedding, tasks
+from leaf_ssl.inference import frozen_model
+from leaf_ssl.evaluation import cache, tasks
 from leaf_ssl.progress import format_duration
-from leaf_ssl.train import count_clips
+from leaf_ssl.training.loop import count_clips
 
 logger = logging.getLogger(__name__)
 
@@ -64,13 +68,13 @@ def train_peer(run: Path, threads: int):
     (trainer, its logged records)."""
     import torch
 
-    from leaf_ssl import torch_cola
+    from leaf_ssl.bench import torch_cola
     torch.set_num_threads(threads)
-    config = checkpoint.load_config_spec(str(run))
+    config = frozen_model.load_config_spec(str(run))
     folder = run / PEER_FOLDER
     folder.mkdir(exist_ok=True)
     num_clips = config.data.num_clips or count_clips(config.data.train_shards)
-    total_steps, warmup_steps = experiment.training_steps(config, num_clips)
+    total_steps, warmup_steps = optim.training_steps(config, num_clips)
     torch.manual_seed(config.seed)
     model = torch_cola.Cola(**peer_settings(config))
     trainer = torch_cola.Trainer(model, peak_rate=config.train.base_learning_rate * config.train.batch_size / 256,
@@ -80,8 +84,8 @@ def train_peer(run: Path, threads: int):
     if weights.is_file() and metrics_path.is_file():
         model.load_state_dict(torch.load(weights))
         return trainer, [json.loads(line) for line in metrics_path.read_text().splitlines()]
-    batches = iter(experiment.input_batches(config, per_process_batch=config.train.batch_size,
-                                            crop_samples=experiment.crop_samples(config), start_batch=0))
+    batches = iter(input_batches(config, per_process_batch=config.train.batch_size,
+                                            crop_samples=build.crop_samples(config), start_batch=0))
     records, window, started = [], [], time.perf_counter()
     for step in range(1, total_steps + 1):
         batch = next(batches)
@@ -100,7 +104,7 @@ def train_peer(run: Path, threads: int):
 
 def probe_peer(trainer, run: Path, task: tasks.Task, segment_samples: int, seeds: int) -> dict:
     """The peer's probe result on `task`, written like the probe's own (`<run>/peer_torch/probes/<task>.json`)."""
-    embedded = embedding.embed_task_with(trainer.embed, task, segment_samples=segment_samples)
+    embedded = cache.embed_task_with(trainer.embed, task, segment_samples=segment_samples)
     scores = probe.score_heads(embedded, multi_label=task.multi_label, seeds=seeds)
     result = {"task": {"name": task.name, "spec": task.spec}, "metric": "accuracy", "mean": float(np.mean(scores)),
               "std": float(np.std(scores, ddof=1)) if seeds > 1 else 0.0, "per_seed": scores,
@@ -113,7 +117,7 @@ def probe_peer(trainer, run: Path, task: tasks.Task, segment_samples: int, seeds
 
 
 def _ours(run: Path, task: tasks.Task, seeds: int) -> dict:
-    frozen = checkpoint.load_frozen_model(str(run))
+    frozen = frozen_model.load_frozen_model(str(run))
     return probe.run_probe(frozen, task, run / "probes", seeds=seeds, progress=False)
 
 
@@ -133,14 +137,14 @@ def compare(runs: list[Path], task_specs: list[str], data_dir: str | None, probe
     if importlib.util.find_spec("torch") is None:
         raise ValueError(INSTALL_HINT)
     for run in runs:  # every run checked before any training
-        peer_settings(checkpoint.load_config_spec(str(run)))
+        peer_settings(frozen_model.load_config_spec(str(run)))
     resolved = [tasks.resolve_task(spec, data_dir=data_dir) for spec in task_specs]
     ours_curves, peer_curves, probes = [], [], {task.name: ([], []) for task in resolved}
     for run in runs:
         ours_curves.append([json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()])
         trainer, records = train_peer(run, threads)
         peer_curves.append(records)
-        segment_samples = experiment.crop_samples(checkpoint.load_config_spec(str(run)))
+        segment_samples = build.crop_samples(frozen_model.load_config_spec(str(run)))
         for task in resolved:
             probes[task.name][0].append(_ours(run, task, probe_seeds)["mean"])
             probes[task.name][1].append(probe_peer(trainer, run, task, segment_samples, probe_seeds)["mean"])

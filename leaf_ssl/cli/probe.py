@@ -1,0 +1,103 @@
+"""`python -m leaf_ssl.probe`: linear probes of a pretrained (or untrained) frontend + encoder.
+
+    python -m leaf_ssl.probe --ckpt runs/demo_leaf --task keyword --data_dir demo_corpus
+    python -m leaf_ssl.probe --ckpt random:configs/demo.py:leaf,random --task demo:demo_corpus/keyword
+    python -m leaf_ssl.probe --ckpt runs/leaf/checkpoints/50000 --task speech_commands --tfds_data_dir ~/tfds
+    python -m leaf_ssl.probe --ckpt runs/demo_leaf --task folder:/data/my_sounds --seeds 5
+    python -m leaf_ssl.probe --ckpt runs/demo_leaf --task keyword --data_dir demo_corpus --features frontend
+
+1. Restores the checkpoint's params and batch statistics and rebuilds its model from the saved
+   config (`leaf_ssl.inference.frozen_model`); `random:<config>` is the same architecture untrained.
+2. Embeds every clip once, frozen and in inference mode, as segments of the model's training crop
+   length (`FrozenModel.window_samples`; `--segment_seconds` overrides) (`inference.windows`,
+   `evaluation.cache`); embeddings are cached in `<workdir>/embeddings/`. `--features frontend`
+   reads the frontend alone instead: each channel's mean and std over the segment's frames.
+3. Per seed, trains a linear head on the train segments and scores the test clips by the mean
+   of their segments' logits (`evaluation.linear`): accuracy, or mAP for multi-label tasks.
+4. Prints and writes `<workdir>/<task>.json` and `<task>.md`: mean +/- sample std over seeds,
+   per-seed values, clip/segment counts and every skipped file with its reason.
+
+`--workdir` defaults to `<run workdir>/probes`, or `probes/<config>` for `random:` (with `_bn`
+and `_frontend` appended for those variants).
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from leaf_ssl.inference.features import FEATURES
+from leaf_ssl.evaluation import batch_norm, linear, probe, tasks
+from leaf_ssl.inference import frozen_model
+from leaf_ssl.training.checkpointing import CheckpointError
+
+logger = logging.getLogger(__name__)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m leaf_ssl.probe", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--ckpt", required=True, help="run workdir, its checkpoints/ folder, a step folder, "
+                                                      "or random:<config file>[:<args>]")
+    parser.add_argument("--task", required=True, action="append",
+                        help="demo:<corpus>/<task>, folder:<dir>, csv:<file>, a TFDS task "
+                             f"{sorted(tasks.TFDS_TASKS)}, or a demo task with --data_dir; repeat it to probe "
+                             "several tasks with one loaded (and compiled) model")
+    parser.add_argument("--workdir", help="results and embedding cache (default: <run>/probes, or "
+                                          "<run>/probes_bn with --bn_batches)")
+    parser.add_argument("--data_dir", help="demo corpus folder, for bare demo task names")
+    parser.add_argument("--tfds_data_dir", help="TFDS data_dir holding prepared datasets")
+    parser.add_argument("--seeds", type=int, default=3, help="linear heads trained, seeds 0..n-1")
+    parser.add_argument("--epochs", type=int, default=linear.ProbeRecipe.epochs,
+                        help="passes over the train segments (more if fewer than --min_steps steps)")
+    parser.add_argument("--min_steps", type=int, default=linear.ProbeRecipe.min_steps,
+                        help="fewest optimizer steps of a head: small tasks get more epochs (0: exactly --epochs)")
+    parser.add_argument("--batch", type=int, default=linear.ProbeRecipe.batch_size, help="segments per head step")
+    parser.add_argument("--learning_rate", type=float, default=linear.ProbeRecipe.learning_rate)
+    parser.add_argument("--embed_batch", type=int, default=64, help="segments per embedding call")
+    parser.add_argument("--segment_seconds", type=float,
+                        help="segment length (default: the checkpoint's training crop, config.data.crop_seconds)")
+    parser.add_argument("--features", choices=list(FEATURES), default="encoder",
+                        help="what the head reads: the pooled encoder output (default, the paper's probe), or "
+                             "'frontend': each frontend channel's mean and std over the segment (no encoder)")
+    parser.add_argument("--bn_batches", type=int, default=0,
+                        help="re-estimate BatchNorm statistics from this many batches of the model's training data "
+                             "before embedding (evaluation.batch_norm); 0 keeps the checkpoint's (default)")
+    parser.add_argument("--bn_batch", type=int, default=64, help="crops per re-estimation batch")
+    parser.add_argument("--bn_data", help="shards to re-estimate from (default: the config's data.train_shards)")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    if args.bn_batches and args.features == "frontend":
+        sys.exit("error: --bn_batches has no effect with --features frontend: the frontend has no BatchNorm")
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("absl").setLevel(logging.WARNING)  # orbax logs several INFO lines per restore
+    try:
+        # every task is resolved before any work, so a typo in the last one costs nothing
+        task_list = [tasks.resolve_task(spec, data_dir=args.data_dir, tfds_data_dir=args.tfds_data_dir)
+                     for spec in args.task]
+        frozen = frozen_model.load_frozen_model(args.ckpt)
+    except (tasks.TaskError, CheckpointError) as error:
+        sys.exit(f"error: {error}")
+    if args.bn_batches:
+        try:
+            frozen = batch_norm.reestimate(frozen, num_batches=args.bn_batches, batch_size=args.bn_batch,
+                                           train_shards=args.bn_data)
+        except (OSError, ValueError) as error:
+            sys.exit(f"error: cannot re-estimate BatchNorm statistics (--bn_batches): {error}")
+    workdir = Path(args.workdir) if args.workdir else probe.default_workdir(frozen, bn_reestimated=bool(args.bn_batches),
+                                                                                  features=args.features)
+    recipe = linear.ProbeRecipe(epochs=args.epochs, batch_size=args.batch, learning_rate=args.learning_rate,
+                                min_steps=args.min_steps)
+    for task in task_list:
+        logger.info("probing %s (step %d) on %s; results in %s", frozen.source, frozen.step, task.spec, workdir)
+        result = probe.run_probe(frozen, task, workdir, seeds=args.seeds, recipe=recipe,
+                           segment_seconds=args.segment_seconds, embed_batch=args.embed_batch, features=args.features)
+        print(probe.format_markdown(result))
+        print(f"written: {workdir / (task.name + '.json')} and .md")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,36 @@
+"""`python -m leaf_ssl.tables`: probe results -> the paper's tables (`evaluation.tables`).
+
+    python -m leaf_ssl.tables runs/*/probes probes/ --out results/table
+
+Arguments are probe result JSON files or folders searched recursively for them. Writes
+`<out>.md` and `<out>.csv` when --out is given; prints the markdown either way.
+"""
+import argparse
+import sys
+from pathlib import Path
+
+from leaf_ssl.evaluation.tables import assemble, load_results, to_csv, to_markdown
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m leaf_ssl.tables", description=__doc__.split("\n\n")[0])
+    parser.add_argument("results", nargs="+", help="probe result JSON files or folders holding them")
+    parser.add_argument("--out", help="write <out>.md and <out>.csv")
+    parser.add_argument("--rows", choices=("frontend", "run"), default="frontend",
+                        help="a row per frontend x init x training (the paper's tables), or per run x training")
+    args = parser.parse_args(argv)
+    results = load_results(args.results)
+    if not results:
+        sys.exit(f"error: no probe result JSON found in {args.results}")
+    task_names, rows = assemble(results, by_run=args.rows == "run")
+    markdown = to_markdown(task_names, rows)
+    print(markdown)
+    if args.out:
+        out = Path(args.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.with_suffix(".md").write_text(markdown)
+        out.with_suffix(".csv").write_text(to_csv(task_names, rows))
+
+
+if __name__ == "__main__":
+    main()

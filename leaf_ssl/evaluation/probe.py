@@ -1,0 +1,156 @@
+"""Linear probe of a frozen (trained or untrained) frontend + encoder on a labelled task.
+
+1. The model is restored by `inference.frozen_model` (`random:<config>` is the same architecture
+   untrained).
+2. Every clip is embedded once, as segments of the model's training crop length
+   (`FrozenModel.window_samples`, or `segment_seconds`), by `inference.windows` and
+   `inference.features`; embeddings are cached in `<workdir>/embeddings/` (`evaluation.cache`).
+   `features='frontend'` reads the frontend alone: each channel's mean and std over frames.
+3. Per seed, a linear head is trained on the train segments and the test clips are scored by the
+   mean of their segments' logits (`evaluation.linear`): accuracy, or mAP for multi-label tasks.
+4. The result (mean +/- sample std over seeds, per-seed values, clip/segment counts and every
+   skipped file with its reason) is written as `<workdir>/<task>.json` and `<task>.md`.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+from pathlib import Path
+
+import numpy as np
+
+from leaf_ssl.inference.features import FEATURES
+from leaf_ssl.data.audio import SAMPLE_RATE
+from leaf_ssl.evaluation import cache, linear, tasks
+from leaf_ssl.inference import frozen_model
+from leaf_ssl.model import build
+
+logger = logging.getLogger(__name__)
+
+def default_workdir(frozen: frozen_model.FrozenModel, *, bn_reestimated: bool = False,
+                    features: str = "encoder") -> Path:
+    """Where a probe's results go by default: `<run>/probes` for a checkpoint of a run on local disk;
+    `probes/<run name>` (in the current folder) for a run on cloud storage or a step folder outside
+    a run; `probes/random_<name>` for `random:`. `_bn` is appended for re-estimated BatchNorm
+    statistics and `_frontend` for frontend features, so that the variants' `<task>.json` never
+    overwrite each other."""
+    suffix = ("_bn" if bn_reestimated else "") + ("_frontend" if features == "frontend" else "")
+    if not frozen.trained:
+        slug = re.sub(r"[^A-Za-z0-9]+", "_", Path(frozen.source[len(frozen_model.RANDOM_PREFIX):]).name).strip("_")
+        return Path("probes") / f"random_{slug}{suffix}"
+    if frozen.run_dir is not None and "://" not in frozen.run_dir:
+        return Path(frozen.run_dir) / f"probes{suffix}"
+    name = (frozen.run_dir or frozen.source).rstrip("/").rsplit("/", 1)[-1]
+    return Path("probes") / f"{name}{suffix}"
+
+
+def describe_model(frozen: frozen_model.FrozenModel, features: str = "encoder") -> dict:
+    """What was probed, as the fields a table row is built from (`evaluation.tables.row_label`):
+    frontend, init, training, BatchNorm statistics, features read; and where it came from."""
+    config = frozen.config
+    frontend = config.frontend.name
+    if not frozen.trained:
+        training = "untrained"
+    elif build.is_supervised(config):
+        training = "supervised"
+    else:
+        training = "self-supervised"
+    return {
+        "frontend": frontend,
+        "init": "-" if frontend == "mel" else config.frontend.get("init", "mel"),
+        "training": training,
+        "encoder": config.encoder.name,
+        "checkpoint": frozen.source,
+        "step": frozen.step,
+        "batch_norm": frozen.batch_norm,
+        "features": features,
+    }
+
+
+def run_probe(frozen: frozen_model.FrozenModel, task: tasks.Task, workdir: str | Path, *, seeds: int = 3,
+              recipe: linear.ProbeRecipe = linear.ProbeRecipe(), segment_seconds: float | None = None,
+              embed_batch: int = 64, features: str = "encoder", progress: bool = True) -> dict:
+    """Embeds, trains `seeds` linear heads, scores them; writes `<workdir>/<task>.{json,md}`; returns the result."""
+    workdir = Path(workdir)
+    segment_samples = frozen.window_samples if segment_seconds is None else int(round(segment_seconds * SAMPLE_RATE))
+    segment_seconds = segment_samples / SAMPLE_RATE
+    embedded = cache.embed_task(frozen, task, workdir / "embeddings", segment_samples=segment_samples,
+                                    batch_size=embed_batch, features=features, progress=progress)
+    train = embedded.splits["train"]
+    metric = "mAP" if task.multi_label else "accuracy"
+    started = time.perf_counter()
+    scores = score_heads(embedded, multi_label=task.multi_label, seeds=seeds, recipe=recipe)
+    result = {
+        "task": {"name": task.name, "spec": task.spec, "classes": embedded.classes,
+                 "num_classes": len(embedded.classes), "multi_label": task.multi_label, "metric": metric},
+        "model": describe_model(frozen, features),
+        "metric": metric,
+        "mean": float(np.mean(scores)),
+        "std": float(np.std(scores, ddof=1)) if len(scores) > 1 else 0.0,
+        "per_seed": [float(score) for score in scores],
+        "seeds": list(range(seeds)),
+        "counts": {split: {"clips": data.num_clips, "segments": int(len(data.segment_clip)),
+                           "skipped": data.skips["count"]} for split, data in embedded.splits.items()},
+        "skipped": {split: data.skips for split, data in embedded.splits.items()},
+        "recipe": {"epochs": recipe.epochs_for(len(train.segment_clip)), "min_steps": recipe.min_steps,
+                   "batch_size": recipe.batch_size, "learning_rate": recipe.learning_rate,
+                   "weight_decay": recipe.weight_decay, "segment_seconds": segment_seconds,
+                   "features": "standardised with train-segment mean and std",
+                   "evaluation": "logits averaged over all segments of each test clip"},
+        "embedding": {"cache": str(embedded.cache_path), "from_cache": embedded.from_cache,
+                      "seconds": round(embedded.seconds, 1), "dim": int(train.embeddings.shape[1]),
+                      "participation_ratio": round(linear.participation_ratio(train.embeddings), 2)},
+        "probe_seconds": round(time.perf_counter() - started, 1),
+    }
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / f"{task.name}.json").write_text(json.dumps(result, indent=2))
+    (workdir / f"{task.name}.md").write_text(format_markdown(result))
+    return result
+
+
+def score_heads(embedded: cache.TaskEmbeddings, *, multi_label: bool, seeds: int,
+                recipe: linear.ProbeRecipe = linear.ProbeRecipe()) -> list[float]:
+    """Per seed, a linear head trained on the train segments, scored on the test clips by the mean
+    of their segments' logits: accuracy, or mAP for a multi-label task."""
+    train, test = embedded.splits["train"], embedded.splits["test"]
+    scores = []
+    for seed in range(seeds):
+        head = linear.train_linear_probe(train.embeddings, train.segment_targets(), multi_label=multi_label,
+                                         seed=seed, recipe=recipe)
+        logits = linear.clip_logits(head.logits(test.embeddings), test.segment_clip, test.num_clips)
+        if multi_label:
+            scores.append(linear.mean_average_precision(logits, test.targets))
+        else:
+            scores.append(linear.accuracy(logits, test.targets.argmax(axis=1)))
+    return scores
+
+
+def format_markdown(result: dict) -> str:
+    """A human-readable report of one probe result."""
+    model, counts = result["model"], result["counts"]
+    lines = [
+        f"# Linear probe: {result['task']['name']}",
+        "",
+        f"- model: {model['frontend']} (init {model['init']}), {model['training']}, {model['encoder']}, "
+        f"step {model['step']}: `{model['checkpoint']}`",
+        f"- BatchNorm statistics: {model.get('batch_norm', frozen_model.BATCH_NORM_AS_SAVED)}",
+        f"- features: {FEATURES[model.get('features', 'encoder')]}",
+        f"- task: `{result['task']['spec']}`, {result['task']['num_classes']} classes"
+        + (", multi-label" if result["task"]["multi_label"] else ""),
+        f"- **{result['metric']}: {100 * result['mean']:.2f} ± {100 * result['std']:.2f}** "
+        f"(mean ± sample std over {len(result['per_seed'])} seeds; per seed: "
+        + ", ".join(f"{100 * s:.2f}" for s in result["per_seed"]) + ")",
+        "",
+        "| split | clips | segments | skipped |",
+        "|---|---|---|---|",
+        *(f"| {split} | {c['clips']} | {c['segments']} | {c['skipped']} |" for split, c in counts.items()),
+    ]
+    for split, skips in result["skipped"].items():
+        if skips["count"]:
+            lines += ["", f"Skipped in {split}: " + ", ".join(f"{reason}: {n}" for reason, n in skips["by_reason"].items()),
+                      *(f"- `{item['item']}`: {item['reason']}" for item in skips["items"])]
+            if skips["count"] > len(skips["items"]):
+                lines.append(f"- ... and {skips['count'] - len(skips['items'])} more")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,160 @@
+"""Assembles probe results into the paper's table: rows frontend x init x training, columns tasks.
+
+Inputs are probe result JSON files (`<task>.json` written by `python -m leaf_ssl.probe`) or
+folders searched recursively for them. Each cell is the task's metric (accuracy, or mAP for
+multi-label tasks) in percent, mean +/- std over probe seeds; `average` is the mean of a row's
+task means, left empty when the row lacks a task (an average over different tasks would not
+compare). When two results share a row and a task, the newest file wins, with a warning.
+`--rows run` keys rows by the run a checkpoint came from instead of frontend and init (a recipe
+search: many runs of one frontend), and adds the row's participation ratio (`dims`: the
+effective number of dimensions of the probed embeddings, mean over its tasks).
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+from pathlib import Path
+
+from leaf_ssl.inference.frozen_model import BATCH_NORM_AS_SAVED, RANDOM_PREFIX
+
+logger = logging.getLogger(__name__)
+
+FRONTEND_ORDER = ("mel", "sincnet", "sincnet_plus", "leaf")
+INIT_ORDER = ("-", "mel", "random")
+TRAINING_ORDER = ("untrained", "supervised", "self-supervised")
+ROW_KEYS = ("frontend", "init", "training")
+RUN_ROW_KEYS = ("run", "training")
+
+
+def run_name(model: dict) -> str:
+    """The run a result's checkpoint came from: its workdir's name (`<run>/checkpoints/<step>`),
+    the same for its `random:<run>` floor."""
+    source = model["checkpoint"]
+    if source.startswith(RANDOM_PREFIX):
+        return Path(source[len(RANDOM_PREFIX):].split(":")[0]).name
+    path = Path(source)
+    return path.parent.parent.name if path.parent.name == "checkpoints" else path.name
+
+
+def find_results(paths: list[str | Path]) -> list[Path]:
+    """Probe result files among `paths` (files, or folders searched recursively)."""
+    found = []
+    for path in map(Path, paths):
+        candidates = sorted(path.rglob("*.json")) if path.is_dir() else [path]
+        found += [candidate for candidate in candidates if _is_probe_result(candidate)]
+    return found
+
+
+def _is_probe_result(path: Path) -> bool:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict) and {"model", "task", "mean", "per_seed"} <= set(data)
+
+
+def _order(value: str, order: tuple[str, ...]) -> tuple[int, str]:
+    return (order.index(value) if value in order else len(order), value)
+
+
+def row_label(model: dict) -> str:
+    """A row's training column: the training, then the probe's variant where it is not the plain
+    one, e.g. 'untrained, BN re-estimated' or 'self-supervised, frontend only'."""
+    variants = []
+    if model.get("batch_norm", BATCH_NORM_AS_SAVED) != BATCH_NORM_AS_SAVED:
+        variants.append("BN re-estimated")
+    if model.get("features", "encoder") == "frontend":
+        variants.append("frontend only")
+    return ", ".join([model["training"], *variants])
+
+
+def _training_order(training: str) -> tuple:
+    """A row's place by training; a variant ('untrained, BN re-estimated') right after its plain row."""
+    base, _, variant = training.partition(", ")
+    return (*_order(base, TRAINING_ORDER), variant)
+
+
+def _row(model: dict, by_run: bool) -> tuple:
+    if by_run:
+        return run_name(model), row_label(model)
+    return model["frontend"], model["init"], row_label(model)
+
+
+def _row_order(row: tuple, by_run: bool) -> tuple:
+    if by_run:
+        return (row[0], _training_order(row[1]))
+    return (_order(row[0], FRONTEND_ORDER), _order(row[1], INIT_ORDER), _training_order(row[2]))
+
+
+def assemble(results: list[dict], by_run: bool = False) -> tuple[list[str], list[dict]]:
+    """(task names, rows); each row: its keys (frontend, init, training; or run, training when
+    `by_run`), {task: result}, average or None, dims (mean participation ratio) or None."""
+    keys = RUN_ROW_KEYS if by_run else ROW_KEYS
+    cells: dict[tuple, dict] = {}
+    for result in sorted(results, key=lambda r: r.get("_mtime", 0)):
+        row = _row(result["model"], by_run)
+        task = result["task"]["name"]
+        if task in cells.setdefault(row, {}):
+            logger.warning("two results for %s on %s: using the newer (%s)", "/".join(row), task,
+                           result["model"].get("checkpoint"))
+        cells[row][task] = result
+    task_names = sorted({task for row in cells.values() for task in row})
+    rows = []
+    for row in sorted(cells, key=lambda r: _row_order(r, by_run)):
+        by_task = cells[row]
+        average = (sum(by_task[task]["mean"] for task in task_names) / len(task_names)
+                   if all(task in by_task for task in task_names) else None)
+        ratios = [result["embedding"]["participation_ratio"] for result in by_task.values()
+                  if "participation_ratio" in result.get("embedding", {})]
+        dims = sum(ratios) / len(ratios) if ratios else None
+        rows.append(dict(zip(keys, row), keys=keys, results=by_task, average=average, dims=dims))
+    return task_names, rows
+
+
+def _cell(result: dict | None) -> str:
+    if result is None:
+        return ""
+    return f"{100 * result['mean']:.1f} ± {100 * result['std']:.1f}"
+
+
+def to_markdown(task_names: list[str], rows: list[dict]) -> str:
+    metrics = {task: next(row["results"][task]["metric"] for row in rows if task in row["results"]) for task in task_names}
+    keys = rows[0]["keys"] if rows else ROW_KEYS
+    with_dims = keys == RUN_ROW_KEYS
+    header = [*keys, *(f"{task} ({metrics[task]})" for task in task_names), "average", *(["dims"] if with_dims else [])]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for row in rows:
+        average = "" if row["average"] is None else f"{100 * row['average']:.1f}"
+        cells = [row[key] for key in keys] + [_cell(row["results"].get(task)) for task in task_names] + [average]
+        if with_dims:
+            cells.append("" if row["dims"] is None else f"{row['dims']:.1f}")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def to_csv(task_names: list[str], rows: list[dict]) -> str:
+    """One row per table row: mean and std (fractions, not percent) per task, and the average."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    keys = rows[0]["keys"] if rows else ROW_KEYS
+    writer.writerow([*keys, *(f"{task}_{stat}" for task in task_names for stat in ("mean", "std")), "average", "dims"])
+    for row in rows:
+        values = []
+        for task in task_names:
+            result = row["results"].get(task)
+            values += [f"{result['mean']:.6f}", f"{result['std']:.6f}"] if result else ["", ""]
+        writer.writerow([*(row[key] for key in keys), *values,
+                         "" if row["average"] is None else f"{row['average']:.6f}",
+                         "" if row["dims"] is None else f"{row['dims']:.3f}"])
+    return buffer.getvalue()
+
+
+def load_results(paths: list[str | Path]) -> list[dict]:
+    results = []
+    for path in find_results(paths):
+        result = json.loads(path.read_text())
+        result["_mtime"] = path.stat().st_mtime
+        results.append(result)
+    return results

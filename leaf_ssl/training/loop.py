@@ -1,0 +1,280 @@
+"""The training loop as a library call: `run(config, workdir)`.
+
+COLA pretraining, or the supervised baseline for a supervised config, through the same step.
+Resumes from the newest readable checkpoint in the workdir. Process 0 logs loss, learning rate,
+throughput and ETA, writes TensorBoard events and `metrics.jsonl` in the workdir. The workdir
+and the shards may be on cloud storage (gs://...). Every process of a multi-process run calls
+`run` with the same arguments; each reads its own shards and all write the checkpoints together.
+The command line over it is `leaf_ssl.cli.train` (`python -m leaf_ssl.train`).
+"""
+import contextlib
+from collections.abc import Callable, Iterable
+import json
+import os
+import time
+
+import jax
+import ml_collections
+import numpy as np
+from absl import logging
+
+from leaf_ssl.data import pipeline, sharding
+from leaf_ssl.model import build, configuration
+from leaf_ssl.progress import format_duration
+from leaf_ssl.training import checkpointing, diagnostics, distributed, optim, preemption, trainer, workdir_lock
+from leaf_ssl.training.batches import input_batches
+# (config, *, per_process_batch, crop_samples, start_batch) -> iterable of NumPy batches
+BatchSource = Callable[..., Iterable[dict]]
+
+
+class _MetricsLog:
+    """Averages the steps' metrics over each logging interval; writes only on process 0.
+
+    Metrics stay on device between log lines, so the loop never waits for a step to finish
+    except once per interval.
+    """
+
+    def __init__(self, workdir, total_steps: int, crops_per_step: int, start_step: int):
+        self.enabled = jax.process_index() == 0
+        self.total_steps = total_steps
+        self.crops_per_step = crops_per_step
+        self.pending: list[dict] = []
+        self.consecutive_nonfinite = 0  # non-finite steps at the end of what was fetched so far
+        self.last_good_step: int | None = None  # the last step whose update was checked finite and applied
+        self.history: list[dict] = []
+        self.restart_interval()
+        self.jsonl = None
+        self.summary_writer = None
+        if self.enabled:
+            import tensorflow as tf  # for TensorBoard event files, and gfile appends to gs://
+            path = str(workdir / "metrics.jsonl")
+            _drop_records_after(path, start_step)
+            self.jsonl = tf.io.gfile.GFile(path, "a")
+            self.summary_writer = tf.summary.create_file_writer(str(workdir / "tensorboard"))
+
+    def restart_interval(self) -> None:
+        """Starts timing afresh, e.g. after the first step, which includes compilation."""
+        self.interval_start = time.perf_counter()
+        self.timed_steps = 0
+
+    def add(self, metrics: dict) -> None:
+        self.pending.append(metrics)
+        self.timed_steps += 1
+
+    def flush(self, step: int) -> dict | None:
+        if not self.pending:
+            return None
+        fetched = jax.device_get(self.pending)
+        for offset, metrics in enumerate(fetched):
+            if metrics["finite"]:
+                self.consecutive_nonfinite = 0
+                self.last_good_step = step - len(fetched) + offset + 1
+            else:
+                self.consecutive_nonfinite += 1
+        record = {key: float(np.mean([m[key] for m in fetched])) for key in fetched[0]}
+        record["skipped"] = int(sum(m["finite"] == 0 for m in fetched))
+        record["step"] = step
+        # No rate when the interval held only the first step (timed apart: it includes compilation).
+        speed = "rate not measured yet"
+        if self.timed_steps:
+            steps_per_second = self.timed_steps / max(time.perf_counter() - self.interval_start, 1e-9)
+            record.update(steps_per_second=steps_per_second, crops_per_second=steps_per_second * self.crops_per_step)
+            eta = format_duration((self.total_steps - step) / steps_per_second)
+            speed = f"{steps_per_second:.2f} steps/s | {record['crops_per_second']:.0f} crops/s | ETA {eta}"
+        self.history.append(record)
+        self.pending = []
+        if self.enabled:
+            logging.info("step %d/%d | loss %.4f | acc %.3f | lr %.3g | grad %.3g | skipped %d | %s", step,
+                         self.total_steps, record["loss"], record["accuracy"], record["learning_rate"],
+                         record["grad_norm"], record["skipped"], speed)
+            self.jsonl.write(json.dumps(record) + "\n")
+            self.jsonl.flush()
+            import tensorflow as tf
+            with self.summary_writer.as_default(step=step):
+                for key in ("loss", "accuracy", "learning_rate", "grad_norm", "crops_per_second"):
+                    if key in record:
+                        tf.summary.scalar(key, record[key])
+        self.restart_interval()
+        return record
+
+    def close(self) -> None:
+        if self.enabled:
+            self.jsonl.close()
+            self.summary_writer.close()
+
+
+def _drop_records_after(path: str, last_step: int) -> None:
+    """Keeps only the records of steps <= last_step: those logged after the checkpoint a run
+    resumes from are logged again by the resumed run, and each step is recorded once."""
+    import tensorflow as tf
+    if not tf.io.gfile.exists(path):
+        return
+    with tf.io.gfile.GFile(path) as file:
+        lines = file.read().splitlines()
+    kept = []
+    for line in lines:
+        try:
+            if json.loads(line)["step"] <= last_step:
+                kept.append(line)
+        except (ValueError, KeyError, TypeError):  # a line torn by a kill mid-write
+            pass
+    if len(kept) < len(lines):
+        with tf.io.gfile.GFile(path, "w") as file:
+            file.write("".join(line + "\n" for line in kept))
+
+
+def count_clips(train_shards: str) -> int:
+    """Valid clips in all processes' shards: each process counts its own, then they add up."""
+    local = pipeline.count_valid_records(pipeline.local_shards(train_shards))
+    if jax.process_count() == 1:
+        return local
+    from jax.experimental import multihost_utils
+    return int(np.sum(multihost_utils.process_allgather(np.asarray(local))))
+
+
+def _abstract_state(state_fn, mesh):
+    """ShapeDtypeStructs of the train state, replicated on the mesh: orbax's restore target."""
+    shapes = jax.eval_shape(state_fn)
+    return jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=trainer.replicated(mesh)), shapes)
+
+
+def run(config: ml_collections.ConfigDict, workdir: str | os.PathLike, *,
+        batches: BatchSource = input_batches) -> list[dict]:
+    """Trains to config's last step (resuming if possible); returns the logged metric records.
+
+    With several processes, every process calls this with the same config and workdir.
+    `batches(config, per_process_batch=, crop_samples=, start_batch=)` gives this process's
+    stream of NumPy batches: the pipeline of the config's shards unless a caller (a test, an
+    emulation of several processes) passes another.
+    """
+    # Watching from the start: a SIGTERM while restoring or compiling (minutes on a pod) then
+    # stops the run cleanly after its first step instead of killing it.
+    with preemption.PreemptionWatcher() as watcher:
+        return _train(config, workdir, watcher, batches)
+
+
+def _train(config: ml_collections.ConfigDict, workdir: str | os.PathLike,
+           watcher: preemption.PreemptionWatcher, batches: BatchSource) -> list[dict]:
+    workdir = checkpointing.resolve_dir(workdir)
+    mesh = trainer.make_mesh()
+    configuration.validate_config(config, num_devices=mesh.size, num_processes=jax.process_count())
+    workdir.mkdir(parents=True, exist_ok=True)
+    with _workdir_lock(workdir):
+        return _train_locked(config, workdir, mesh, watcher, batches)
+
+
+@contextlib.contextmanager
+def _workdir_lock(workdir):
+    """Process 0 holds the workdir's lock for the run; every process stops if it cannot."""
+    lock = workdir_lock.WorkdirLock(workdir) if jax.process_index() == 0 else None
+    refused = None
+    if lock is not None:
+        try:
+            lock.acquire()
+        except workdir_lock.WorkdirLocked as error:
+            refused = error
+    if jax.process_count() > 1 and distributed.any_process(refused is not None) and refused is None:
+        refused = workdir_lock.WorkdirLocked(f"process 0 could not lock {workdir}: see its log")
+    if refused is not None:
+        raise refused
+    try:
+        yield
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _train_locked(config: ml_collections.ConfigDict, workdir, mesh, watcher: preemption.PreemptionWatcher,
+                  batches: BatchSource) -> list[dict]:
+    config = build.resolve_supervised_task(config)
+    per_process_batch = config.train.batch_size // jax.process_count()
+    crop = build.crop_samples(config)
+
+    num_clips = config.data.num_clips or count_clips(config.data.train_shards)
+    total_steps, warmup_steps = optim.training_steps(config, num_clips)
+    model = build.build_model(config)
+    params_shape = jax.eval_shape(
+        lambda: trainer.init_variables(model, jax.random.key(0), crop))["params"]
+    optimizer, schedule = optim.build_optimizer(config, model, params_shape, total_steps=total_steps,
+                                                     warmup_steps=warmup_steps)
+    expected_shapes = checkpointing.param_shapes(params_shape)
+    new_state = lambda: trainer.create_train_state(model, optimizer, seed=config.seed, crop_samples=crop, mesh=mesh)
+
+    store = checkpointing.CheckpointStore(workdir / "checkpoints", keep=config.train.keep_checkpoints)
+    restored = store.restore_latest_readable(_abstract_state(new_state, mesh), expected_shapes)
+    if restored is None:
+        state = new_state()
+        logging.info("new run in %s: %d clips per epoch, %d steps (%d warm-up), global batch %d pairs on %d devices"
+                     " of %d process(es)", workdir, num_clips, total_steps, warmup_steps, config.train.batch_size,
+                     mesh.size, jax.process_count())
+    else:
+        state, _ = restored
+        logging.info("resumed %s at step %d of %d", workdir, int(state.step), total_steps)
+    if jax.process_index() == 0:
+        checkpointing.write_config_json(workdir, config.to_dict())
+
+    start_step = int(state.step)
+    stream = batches(config, per_process_batch=per_process_batch, crop_samples=crop, start_batch=start_step)
+    train_step = trainer.make_train_step(model, optimizer, schedule, mesh, build.train_objective(config))
+    crops_per_example = 1 if build.is_supervised(config) else 2
+    log = _MetricsLog(workdir, total_steps, crops_per_step=crops_per_example * config.train.batch_size,
+                      start_step=start_step)
+    meta = lambda step: {"config": config.to_dict(), "step": step, "data_position": step,
+                         "param_shapes": expected_shapes}
+
+    batch_iterator = iter(stream)
+    run_start = time.perf_counter()
+    try:
+        for step in range(start_step, total_steps):
+            batch = sharding.to_global_batch(next(batch_iterator), mesh)
+            state, metrics = train_step(state, batch)
+            log.add(metrics)
+            if step == start_step:
+                jax.block_until_ready(metrics)
+                log.restart_interval()
+                logging.info("first step compiled and ran in %.1f s", time.perf_counter() - run_start)
+            done = step + 1
+            if done % config.train.log_every_steps == 0 or done == total_steps:
+                log.flush(done)
+                if 0 < config.train.max_consecutive_nonfinite <= log.consecutive_nonfinite:
+                    raise preemption.NonFiniteTraining(_nonfinite_message(config, log, state, batch, done))
+            preempted = done < total_steps and _stop_agreed(watcher, done, config.train.stop_check_every_steps)
+            if done % config.train.checkpoint_every_steps == 0 or done == total_steps or preempted:
+                store.save(done, state, meta(done))
+            if preempted:
+                store.wait()
+                signal = watcher.requested or "a stop request on another process"
+                raise preemption.Preempted(f"{signal} received: saved step {done} in {store.directory}; "
+                                           "run the same command again to continue")
+        store.wait()
+    finally:
+        store.close()
+        log.close()
+    return log.history
+
+
+def _stop_agreed(watcher: preemption.PreemptionWatcher, step: int, check_every: int) -> bool:
+    """Whether all processes stop after `step`: a lone process whenever it got a signal; several
+    processes only at agreed steps, so that all of them save the same step and exit together."""
+    if jax.process_count() == 1:
+        return watcher.requested is not None
+    return step % check_every == 0 and distributed.any_process(watcher.requested is not None)
+
+
+def _nonfinite_message(config, log: "_MetricsLog", state, batch, step: int) -> str:
+    """Why the run stops: the count, and the first non-finite input, activation or gradient.
+
+    `state` holds the last good parameters: the non-finite steps were not applied.
+    """
+    model = build.build_model(config, data_parallel=False)
+    variables = {"params": state.params, "batch_stats": state.batch_stats}
+    where = diagnostics.describe_first_nonfinite(
+        model, build.train_objective(config, data_parallel=False), jax.device_get(variables), diagnostics.host_batch(batch), jax.random.key(step))
+    if log.last_good_step is None:
+        good = "no step of this process's run was applied: the state is the one it started or resumed from"
+    else:
+        good = f"the state is that of step {log.last_good_step}, the last whose update was checked finite"
+    return (f"{log.consecutive_nonfinite} consecutive non-finite steps up to step {step} "
+            f"(limit config.train.max_consecutive_nonfinite={config.train.max_consecutive_nonfinite}); "
+            f"replaying the last batch: {where}. No update of those steps was applied: {good}, and no "
+            f"checkpoint holds a state that failed the check.")
