@@ -34,7 +34,7 @@ class _MetricsLog:
     except once per interval.
     """
 
-    def __init__(self, workdir, total_steps: int, crops_per_step: int, start_step: int):
+    def __init__(self, workdir, total_steps: int, crops_per_step: int, start_step: int, tensorboard: bool):
         self.enabled = jax.process_index() == 0
         self.total_steps = total_steps
         self.crops_per_step = crops_per_step
@@ -43,13 +43,11 @@ class _MetricsLog:
         self.last_good_step: int | None = None  # the last step whose update was checked finite and applied
         self.history: list[dict] = []
         self.restart_interval()
-        self.jsonl = None
+        self.jsonl = workdir / "metrics.jsonl"
+        self.lines = _records_up_to(self.jsonl, start_step) if self.enabled else []
         self.summary_writer = None
-        if self.enabled:
-            import tensorflow as tf  # for TensorBoard event files, and gfile appends to gs://
-            path = str(workdir / "metrics.jsonl")
-            _drop_records_after(path, start_step)
-            self.jsonl = tf.io.gfile.GFile(path, "a")
+        if self.enabled and tensorboard:
+            import tensorflow as tf  # TensorBoard's event files (TensorFlow's filesystems: local, gs://)
             self.summary_writer = tf.summary.create_file_writer(str(workdir / "tensorboard"))
 
     def restart_interval(self) -> None:
@@ -87,40 +85,37 @@ class _MetricsLog:
             logging.info("step %d/%d | loss %.4f | acc %.3f | lr %.3g | grad %.3g | skipped %d | %s", step,
                          self.total_steps, record["loss"], record["accuracy"], record["learning_rate"],
                          record["grad_norm"], record["skipped"], speed)
-            self.jsonl.write(json.dumps(record) + "\n")
-            self.jsonl.flush()
-            import tensorflow as tf
-            with self.summary_writer.as_default(step=step):
-                for key in ("loss", "accuracy", "learning_rate", "grad_norm", "crops_per_second"):
-                    if key in record:
-                        tf.summary.scalar(key, record[key])
+            self.lines.append(json.dumps(record))
+            # The whole file, written anew: object stores (gs://) have no append, and the file
+            # is small (one line per log interval).
+            self.jsonl.write_text("".join(line + "\n" for line in self.lines))
+            if self.summary_writer is not None:
+                import tensorflow as tf
+                with self.summary_writer.as_default(step=step):
+                    for key in ("loss", "accuracy", "learning_rate", "grad_norm", "crops_per_second"):
+                        if key in record:
+                            tf.summary.scalar(key, record[key])
         self.restart_interval()
         return record
 
     def close(self) -> None:
-        if self.enabled:
-            self.jsonl.close()
+        if self.summary_writer is not None:
             self.summary_writer.close()
 
 
-def _drop_records_after(path: str, last_step: int) -> None:
-    """Keeps only the records of steps <= last_step: those logged after the checkpoint a run
-    resumes from are logged again by the resumed run, and each step is recorded once."""
-    import tensorflow as tf
-    if not tf.io.gfile.exists(path):
-        return
-    with tf.io.gfile.GFile(path) as file:
-        lines = file.read().splitlines()
+def _records_up_to(path, last_step: int) -> list[str]:
+    """The records of steps <= last_step already in `path`: those logged after the checkpoint a
+    run resumes from are logged again by the resumed run, and each step is recorded once."""
+    if not path.exists():
+        return []
     kept = []
-    for line in lines:
+    for line in path.read_text().splitlines():
         try:
             if json.loads(line)["step"] <= last_step:
                 kept.append(line)
         except (ValueError, KeyError, TypeError):  # a line torn by a kill mid-write
             pass
-    if len(kept) < len(lines):
-        with tf.io.gfile.GFile(path, "w") as file:
-            file.write("".join(line + "\n" for line in kept))
+    return kept
 
 
 def count_clips(train_shards: str) -> int:
@@ -218,7 +213,7 @@ def _train_locked(config: ml_collections.ConfigDict, workdir, mesh, watcher: pre
     train_step = trainer.make_train_step(model, optimizer, schedule, mesh, build.train_objective(config))
     crops_per_example = 1 if build.is_supervised(config) else 2
     log = _MetricsLog(workdir, total_steps, crops_per_step=crops_per_example * config.train.batch_size,
-                      start_step=start_step)
+                      start_step=start_step, tensorboard=config.train.tensorboard)
     meta = lambda step: {"config": config.to_dict(), "step": step, "data_position": step,
                          "param_shapes": expected_shapes}
 

@@ -51,7 +51,7 @@ def _pid_alive(pid: int) -> bool:
 
 
 class WorkdirLock:
-    """Use as a context manager around a run (on process 0 only; see `leaf_ssl.train`)."""
+    """Use as a context manager around a run (on process 0 only; see `leaf_ssl.training.loop`)."""
 
     def __init__(self, workdir: epath.Path, stale_after_s: float = STALE_AFTER_S,
                  heartbeat_s: float = HEARTBEAT_S):
