@@ -196,6 +196,7 @@ def assert_valid_png(path: Path) -> None:
     assert pixels.shape[0] > 300 and pixels.shape[1] > 500 and pixels.std() > 0.05, f"{path} looks empty"
 
 
+@pytest.mark.slow
 def test_cli_on_a_checkpoint_and_untrained_floors(hand_set_checkpoint, tmp_path, capsys):
     out = tmp_path / "analysis"
     analyze_command.main(["--ckpt", str(hand_set_checkpoint), "--ckpt", f"random:{TINY}:sincnet_plus",

@@ -182,6 +182,7 @@ def test_whole_video_file_is_cut_to_its_segment(prepared):
     np.testing.assert_allclose(clip.waveform[[0, -1]], [2 / 6, 4 / 6 - 1 / (6 * SAMPLE_RATE)], atol=1e-4)
 
 
+@pytest.mark.slow
 def test_two_workers_write_the_same_shards(fixture_dir, prepared):
     out_1, report_1 = prepared
     out_2 = fixture_dir / "out_2_workers"

@@ -77,6 +77,7 @@ def test_folder_shards_skip_and_count_bad_files_and_resume(user_folder, tmp_path
     assert sorted(clip.id for clip in read_clips(out)) == good
 
 
+@pytest.mark.slow
 def test_file_list_and_the_command(user_folder, tmp_path):
     listing = tmp_path / "files.csv"
     listing.write_text("\ufeffpath,comment\n" + f"{user_folder / 'a.wav'},x\n" + f"{user_folder / 'gone.wav'},y\n")

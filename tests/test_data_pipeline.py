@@ -111,6 +111,7 @@ def batch_digest(directory, num_batches):
     return digest.hexdigest()
 
 
+@pytest.mark.slow
 def test_batches_repeat_in_a_new_process(ramp_dir):
     directory, _ = ramp_dir
     script = (

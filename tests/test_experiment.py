@@ -2,12 +2,14 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from leaf_ssl.model import build
 from leaf_ssl.training import trainer
 from tests.tiny_config import tiny_config
 
 
+@pytest.mark.slow
 def test_remat_frontend_keeps_parameters_and_gradients():
     plain_config, remat_config = tiny_config("leaf"), tiny_config("leaf")
     remat_config.model.remat_frontend = True

@@ -19,6 +19,8 @@ import pytest
 from leaf_ssl.data.records import write_shards
 from leaf_ssl.inference.frozen_model import load_frozen_model
 
+pytestmark = pytest.mark.slow  # trains or compiles whole steps: the full suite only
+
 REPO = Path(__file__).resolve().parent.parent
 TOTAL_STEPS = 4
 

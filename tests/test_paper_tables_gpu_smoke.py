@@ -7,6 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.slow  # trains and probes three runs: the full suite only
+
 REPO = Path(__file__).resolve().parent.parent
 SMOKE_FLAGS = ("--config.encoder.name=efficientnet_tiny --config.data.crop_seconds=0.32 "
                "--config.model.embedding_dim=16 --config.model.freq_mask_width=2 --config.model.time_mask_width=4 "

@@ -21,6 +21,8 @@ from leaf_ssl.training import loop
 from tests.probe_fixtures import write_tone_task
 from tests.tiny_config import CONFIGS, tiny_config
 
+pytestmark = pytest.mark.slow  # trains or compiles whole steps: the full suite only
+
 # tiny data: more epochs than the paper's 50, and exactly those (no step floor) to keep the suite fast
 FAST_RECIPE = linear.ProbeRecipe(epochs=300, batch_size=64, min_steps=0)
 

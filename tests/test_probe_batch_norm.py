@@ -19,6 +19,8 @@ from leaf_ssl.inference.features import l2_normalize
 from tests.probe_fixtures import write_tone_task
 from tests.tiny_config import tiny_config
 
+pytestmark = pytest.mark.slow  # trains or compiles whole steps: the full suite only
+
 BATCH = 8
 
 

@@ -29,6 +29,7 @@ def test_pooled_frontend_against_a_loop():
     np.testing.assert_allclose(np.asarray(pooled_frontend(features)), expected, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_frontend_features_are_the_standalone_frontend_pooled_and_ignore_the_encoder():
     frozen = frozen_model.load_frozen_model(FLOOR)
     waveforms = np.random.default_rng(1).normal(scale=0.2, size=(4, 5120)).astype(np.float32)
@@ -57,6 +58,7 @@ def test_unknown_features_are_an_error():
         make_embed_fn(frozen_model.load_frozen_model(FLOOR), "decoder")
 
 
+@pytest.mark.slow
 def test_probe_cli_reads_the_frontend_alone_in_its_own_row_and_cache(tmp_path):
     task = f"folder:{write_tone_task(tmp_path / 'tones', train_per_class=6, test_per_class=3)}"
     common = ["--ckpt", FLOOR, "--task", task, "--seeds", "2", "--epochs", "300", "--batch", "32", "--min_steps", "0"]

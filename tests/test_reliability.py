@@ -16,6 +16,8 @@ from leaf_ssl.training import diagnostics, loop, preemption, trainer, workdir_lo
 from leaf_ssl.training.batches import input_batches
 from tests.tiny_config import tiny_config
 
+pytestmark = pytest.mark.slow  # trains or compiles whole steps: the full suite only
+
 REPO = Path(__file__).resolve().parent.parent
 STEPS = 14
 

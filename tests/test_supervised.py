@@ -17,6 +17,8 @@ from leaf_ssl.inference.frozen_model import load_frozen_model
 from leaf_ssl.training import loop
 from tests.tiny_config import tiny_config
 
+pytestmark = pytest.mark.slow  # trains or compiles whole steps: the full suite only
+
 
 def test_losses_and_accuracy_match_their_formulas():
     logits = np.array([[2.0, -1.0, 0.5], [0.1, 0.2, 3.0]], np.float32)

@@ -58,6 +58,7 @@ def test_spec_augment_masks_bands_of_at_most_the_width():
     assert bool(((masked == 0) == hidden[:, None, :]).all()), "a channel mask spans all frames"
 
 
+@pytest.mark.slow
 def test_learning_benchmark_trains_the_peer_on_the_run_s_batches(tiny_corpus, tmp_path, capsys):
     config = tiny_config("mel")
     config.data.train_shards = str(tiny_corpus / "pretrain")

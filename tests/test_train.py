@@ -16,6 +16,8 @@ from leaf_ssl.training import loop
 from tests.checkpoint_damage import flip_bytes_in_params
 from tests.tiny_config import tiny_config
 
+pytestmark = pytest.mark.slow  # trains or compiles whole steps: the full suite only
+
 REPO = Path(__file__).resolve().parent.parent
 
 

@@ -10,6 +10,8 @@ from leaf_ssl.model import build, cola
 from leaf_ssl.training import optim, trainer
 from tests.tiny_config import tiny_config
 
+pytestmark = pytest.mark.slow  # trains or compiles whole steps: the full suite only
+
 NUM_DEVICES = 8
 
 
