@@ -55,7 +55,7 @@ from leaf_ssl.frontends.pooling import POOLING_IMPLS
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m leaf_ssl.bench", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--what", choices=[*suite.BENCHMARKS, "all"], default="frontend")
     parser.add_argument("--batch", type=int, default=64, help="frontend: crops per call; input: crops per batch")
