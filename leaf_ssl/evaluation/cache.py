@@ -31,6 +31,7 @@ logger = logging.getLogger(__name__)
 
 CACHE_FORMAT = 2  # bump when what is stored, or how segments are cut or normalised, changes
 
+
 @dataclasses.dataclass
 class SplitEmbeddings:
     """One split's segments: embeddings (segments, dim); segment_clip (segments,) the index of

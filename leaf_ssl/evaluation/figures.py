@@ -9,6 +9,7 @@ import numpy as np
 from leaf_ssl.frontends.inspect import HISTOGRAM_BINS, PCEN_INITS, PCEN_PARAMETERS, FrontendFilters
 from leaf_ssl.frontends.pooling import POOLING_SIGMA_INIT
 
+
 def write_figures(entries: list[tuple[str, FrontendFilters]], out_dir: str | Path) -> list[Path]:
     """PNG figures of labelled frontends overlaid (see the module docstring); returns their paths.
 

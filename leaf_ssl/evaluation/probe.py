@@ -29,6 +29,7 @@ from leaf_ssl.model import build
 
 logger = logging.getLogger(__name__)
 
+
 def default_workdir(frozen: frozen_model.FrozenModel, *, bn_reestimated: bool = False,
                     features: str = "encoder") -> Path:
     """Where a probe's results go by default: `<run>/probes` for a checkpoint of a run on local disk;

@@ -40,6 +40,7 @@ PCEN_INITS = {"alpha": PCEN_ALPHA_INIT, "delta": PCEN_DELTA_INIT, "root": PCEN_R
 
 # --- Closed forms: parameters -> Hz and ms --------------------------------------------------------
 
+
 def gabor_centre_hz(mu, sample_rate: float) -> np.ndarray:
     """Centre of a Gabor filter exp(i mu t) g(t): mu radians per sample is mu * sample_rate / (2 pi) Hz."""
     return np.asarray(mu, np.float64) * sample_rate / (2.0 * math.pi)
@@ -122,6 +123,7 @@ def band_coverage(centre_hz, bandwidth_hz, nyquist_hz: float) -> float:
 
 
 # --- A frontend's filters --------------------------------------------------------------------------
+
 
 @dataclasses.dataclass(frozen=True)
 class FrontendFilters:
@@ -254,6 +256,7 @@ def _pcen(params) -> dict[str, np.ndarray]:
 
 
 # --- Summaries -------------------------------------------------------------------------------------
+
 
 def summarise(analysed: FrontendFilters, shift_threshold: float = DEFAULT_SHIFT_THRESHOLD) -> dict:
     """Headline numbers of one frontend against its mel reference (filters paired in centre order).

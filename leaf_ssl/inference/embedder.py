@@ -43,6 +43,7 @@ from leaf_ssl.inference.frozen_model import FrozenModel, load_frozen_model
 from leaf_ssl.inference.windows import (DEFAULT_BATCH_SIZE, FRAME_HOP_SECONDS, Windows, embed_windows,
                                         frame_windows, segment_windows)
 
+
 class Embedder:
     """A frozen, pretrained (or untrained `random:`) frontend + encoder: `leaf_ssl.load(ckpt)`.
 

@@ -109,6 +109,7 @@ class CorruptCheckpoint(CheckpointError):
 
 # --- Reading one step: what training's resume and every frozen-model reader share ----------------
 
+
 def is_step_folder(path: epath.Path) -> bool:
     return path.name.isdigit() and (path / STATE_ITEM).is_dir()
 
