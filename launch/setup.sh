@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# shellcheck: the tests lint the pod and cluster launchers with it. ffmpeg: decodes the m4a/opus/webm
+# The shellcheck package: the tests lint the pod and cluster launchers with it. ffmpeg: decodes the m4a/opus/webm
 # files that AudioSet downloaders write, which libsndfile cannot read.
 APT_PACKAGES=(espeak-ng fluidsynth fluid-soundfont-gm sox shellcheck ffmpeg
   asterisk-core-sounds-en-wav asterisk-core-sounds-es-wav asterisk-core-sounds-fr-wav
@@ -24,9 +24,29 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 PYTHON=${PYTHON:-python3}
+if ! "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
+  echo "[setup] error: leaf_ssl needs Python 3.11 or newer (jax >= 0.8 does); $PYTHON is" \
+    "$("$PYTHON" --version 2>&1 || echo missing). Run with PYTHON=python3.11 (or newer)." >&2
+  exit 2
+fi
+# A .venv left without pip by a creation that failed (Debian's python3 without python3-venv) is
+# made again rather than reused.
+if [ -x .venv/bin/python ] && ! .venv/bin/python -m pip --version >/dev/null 2>&1; then
+  echo "[setup] .venv has no pip (an earlier creation failed): creating it again"
+  rm -rf .venv
+fi
 if [ ! -x .venv/bin/python ]; then
+  if ! "$PYTHON" -c 'import ensurepip' >/dev/null 2>&1; then
+    # Debian and Ubuntu ship venv's pip bootstrap apart: python3-venv (python3.X-venv for a python3.X).
+    venv_package=python3-venv
+    [ "$PYTHON" = python3 ] || venv_package="$(basename "$PYTHON")-venv"
+    echo "[setup] installing $venv_package ($PYTHON cannot create a virtual environment without it)"
+    SUDO=""
+    [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q "$venv_package"
+  fi
   echo "[setup] creating .venv with $($PYTHON --version)"
-  $PYTHON -m venv .venv
+  "$PYTHON" -m venv .venv
 fi
 # The editable install is redone only when pyproject.toml changed since the last one: re-running
 # pip would rewrite the package's .pth file under any Python process importing it meanwhile.
