@@ -3,11 +3,11 @@
 Accepted `--ckpt` forms:
 
 * a run's workdir (holding `checkpoints/`), its `checkpoints/` folder, or one step folder
-  `checkpoints/<step>`, wherever training wrote them: a local path (relative or absolute) or any
-  URI `etils.epath` and orbax read (`gs://bucket/runs/x`), through the same step reader training
-  resumes with (`training.checkpointing.restore_step`). For the first two the newest step is used; a step that cannot be read
-  (interrupted write, truncated files, arrays that do not match their saved digests) is skipped
-  with a warning and the previous one is used. A step that vanishes while it is read (a
+  `checkpoints/<step>`, wherever training wrote them: a local path (relative or absolute) or a
+  `gs://bucket/runs/x` URI, read through etils.epath and orbax by the step reader training
+  resumes with (`training.checkpointing.restore_step`). For the first two the newest step is
+  used; a step that cannot be read (interrupted write, truncated files, arrays that do not match
+  their saved digests) is skipped with a warning and the previous one is used. A step that vanishes while it is read (a
   running trainer rotated it away) is no failure: the steps are listed again and the newest
   is read. A step folder named explicitly is used as is, and an unreadable one is an error.
 * `random:<config file>[:<args>]`, e.g. `random:configs/demo.py:leaf,random`: the untrained
