@@ -158,8 +158,7 @@ def demo_scale(config: ml_collections.ConfigDict, config_file: str, arg: str | N
     # A few hundred steps: BatchNorm's running averages must forget their initial values
     # (0.99**240 = 9% would remain), since probes run the encoder in inference mode.
     config.encoder.bn_momentum = 0.95
-    # Two CPU cores run the B0 step at roughly 10-20 crops/s: 240 steps of 16 pairs take about
-    # ten minutes (see the README's numbers).
+    # Sized for two CPU cores (the demo config raises the batch; docs/results.md has the timings).
     config.train.batch_size = 16
     config.train.total_steps = 240
     config.train.warmup_epochs = 0.25
