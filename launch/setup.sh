@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Sets up a fresh Debian/Ubuntu machine for leaf_ssl: the audio tools the demo corpus is made
 # with (apt), and a virtual environment in .venv with the package and its test and peer extras
-# (torch: the learning-parity benchmark's independent COLA, which the tests check).
+# (torch: the learning-parity benchmark's independent COLA, which the tests check) and the HEAR
+# tools the tests run (launch/hear_clients.txt).
 # Idempotent: a second run only checks. Run from anywhere; works on the repo root.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -48,12 +49,13 @@ if [ ! -x .venv/bin/python ]; then
   echo "[setup] creating .venv with $($PYTHON --version)"
   "$PYTHON" -m venv .venv
 fi
-# The editable install is redone only when pyproject.toml changed since the last one: re-running
+# The editable install is redone only when pyproject.toml (or the HEAR clients' list) changed since the last one: re-running
 # pip would rewrite the package's .pth file under any Python process importing it meanwhile.
 STAMP=.venv/leaf_ssl_pyproject.sha256
 if ! sha256sum --status -c "$STAMP" 2>/dev/null; then
   .venv/bin/python -m pip install -q --upgrade pip
   .venv/bin/python -m pip install -q -e ".[test,peer]"
-  sha256sum pyproject.toml > "$STAMP"
+  .venv/bin/python -m pip install -q --no-deps --ignore-requires-python -r launch/hear_clients.txt
+  sha256sum pyproject.toml launch/hear_clients.txt > "$STAMP"
 fi
 echo "[setup] ready: $(.venv/bin/python -c 'import jax, flax; print("jax", jax.__version__, "flax", flax.__version__)')"

@@ -1,7 +1,7 @@
 """leaf_ssl.hear: the HEAR 2021 functions' shapes, dtypes and timestamps, checked against the model applied
-to each window directly; numpy, JAX and torch-like inputs."""
+to each window directly; numpy, JAX, torch and TensorFlow inputs. The HEAR clients themselves run in
+tests/test_hear_clients.py."""
 import sys
-import types
 
 import jax
 import jax.numpy as jnp
@@ -72,35 +72,40 @@ def test_jax_input_gives_the_same_numpy_output(model, audio):
     np.testing.assert_allclose(from_jax, hear.get_scene_embeddings(audio[:2], model), rtol=1e-6)
 
 
-def test_torch_tensors_come_back_as_torch_tensors(model, audio, monkeypatch):
-    """With a stand-in for torch (the real one is not a dependency): tensors in, tensors out."""
-    class Tensor:
-        def __init__(self, array):
-            self.array = array
+def test_torch_in_torch_out_from_a_torch_module(model, audio):
+    torch = pytest.importorskip("torch", reason="the peer extra installs it")
+    assert isinstance(model, torch.nn.Module) and isinstance(model, hear.HearModel)
+    scene = hear.get_scene_embeddings(torch.from_numpy(audio[:1]), model)
+    embeddings, timestamps = hear.get_timestamp_embeddings(torch.from_numpy(audio[:1, :4000]), model)
+    assert isinstance(scene, torch.Tensor) and scene.dtype == torch.float32 and scene.shape == (1, 320)
+    assert isinstance(embeddings, torch.Tensor) and embeddings.shape == (1, 6, 320)
+    np.testing.assert_allclose(timestamps.numpy(), [[0, 50, 100, 150, 200, 250]])
+    np.testing.assert_allclose(scene.numpy(), hear.get_scene_embeddings(audio[:1], model), rtol=1e-6)
 
-        def detach(self):
-            return self
 
-        def cpu(self):
-            return self
-
-        def numpy(self):
-            return self.array
-
-    fake_torch = types.ModuleType("torch")
-    fake_torch.Tensor = Tensor
-    fake_torch.from_numpy = Tensor
-    monkeypatch.setitem(sys.modules, "torch", fake_torch)
-    scene = hear.get_scene_embeddings(Tensor(audio[:1]), model)
-    embeddings, timestamps = hear.get_timestamp_embeddings(Tensor(audio[:1, :4000]), model)
-    assert isinstance(scene, Tensor) and scene.array.shape == (1, 320)
-    assert isinstance(embeddings, Tensor) and embeddings.array.shape == (1, 6, 320)
-    np.testing.assert_allclose(timestamps.array, [[0, 50, 100, 150, 200, 250]])
-    assert isinstance(hear.get_scene_embeddings(audio[:1], model), np.ndarray)
+def test_without_torch_the_model_is_a_tf_module_taking_and_giving_tf_tensors(audio, monkeypatch):
+    tf = pytest.importorskip("tensorflow")
+    monkeypatch.setitem(sys.modules, "torch", None)  # `import torch` now raises ImportError
+    hear.module_class.cache_clear()
+    try:
+        model = hear.load_model(str(TINY), config_args="leaf")
+    finally:
+        hear.module_class.cache_clear()
+    assert isinstance(model, tf.Module) and not isinstance(model, hear.module_class())
+    scene = hear.get_scene_embeddings(tf.constant(audio[:2]), model)
+    embeddings, timestamps = hear.get_timestamp_embeddings(tf.constant(audio[:1, :4000]), model)
+    assert isinstance(scene, tf.Tensor) and scene.dtype == tf.float32 and tuple(scene.shape) == (2, 320)
+    assert isinstance(embeddings, tf.Tensor) and tuple(embeddings.shape) == (1, 6, 320)
+    np.testing.assert_allclose(timestamps.numpy(), [[0, 50, 100, 150, 200, 250]])
+    # a config file is its random: spec: the same untrained variables
+    np.testing.assert_allclose(scene.numpy(), hear.get_scene_embeddings(audio[:2], hear.load_model(f"random:{TINY}:leaf")),
+                               rtol=1e-6)
 
 
 def test_errors_name_the_problem(model):
     with pytest.raises(ValueError, match="needs model_file_path"):
         hear.load_model()
+    with pytest.raises(ValueError, match="applies to a config file"):
+        hear.load_model("runs/x", config_args="leaf")
     with pytest.raises(ValueError, match=r"\(n_sounds, n_samples\)"):
         hear.get_scene_embeddings(np.zeros(16000, np.float32), model)
