@@ -18,6 +18,7 @@ from leaf_ssl.data import records
 from leaf_ssl.inference import frozen_model
 from leaf_ssl.evaluation import linear, tasks
 from leaf_ssl.training import loop
+from tests.tensorboard_events import read_events
 from tests.probe_fixtures import write_tone_task
 from tests.tiny_config import CONFIGS, tiny_config
 
@@ -81,6 +82,10 @@ def test_probe_cli_on_a_trained_checkpoint_writes_results_and_caches(trained_run
     again = json.loads((tmp_path / "tones.json").read_text())
     assert again["embedding"]["from_cache"] and again["per_seed"] == result["per_seed"]
     assert _folder_digest(trained_run / "checkpoints") == before, "probing never writes to the checkpoint"
+    # the score also lands beside the run's training curves, at the checkpoint's step
+    scalars, _, _ = read_events(trained_run / "tensorboard")
+    assert scalars["probe/tones/accuracy"] == {6: pytest.approx(result["mean"])}
+    assert scalars["probe/tones/accuracy_std"] == {6: pytest.approx(result["std"])}
 
 
 def test_one_call_probes_several_tasks_like_separate_calls(trained_run, tone_task, tmp_path):

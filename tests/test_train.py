@@ -14,6 +14,7 @@ from leaf_ssl.model import configuration
 from leaf_ssl.inference import frozen_model as frozen_checkpoint
 from leaf_ssl.training import loop
 from tests.checkpoint_damage import flip_bytes_in_params
+from tests.tensorboard_events import finite, read_events
 from tests.tiny_config import tiny_config
 
 pytestmark = pytest.mark.slow  # trains or compiles whole steps: the full suite only
@@ -55,7 +56,25 @@ def test_run_writes_checkpoints_config_and_metrics(finished_run):
     lines = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
     assert [line["step"] for line in lines] == [2, 4] == [h["step"] for h in history]
     assert all(np.isfinite(line["loss"]) for line in lines)
-    assert list((workdir / "tensorboard").iterdir()), "TensorBoard events are written"
+
+
+def test_tensorboard_holds_the_config_the_curves_and_the_frontend_pictures(finished_run):
+    workdir, history = finished_run
+    scalars, images, hparams = read_events(workdir / "tensorboard")
+    saved = json.loads((workdir / "config.json").read_text())
+    assert hparams["train.batch_size"] == saved["train"]["batch_size"] and hparams["frontend.name"] == "leaf"
+    assert hparams["data.train_shards"] == saved["data"]["train_shards"]
+    for key in ("loss", "accuracy", "learning_rate", "grad_norm", "skipped", "steps_per_second"):
+        assert scalars[key] == {h["step"]: pytest.approx(h[key]) for h in history if key in h}, key
+    assert set(scalars["skipped"].values()) == {0.0}
+    # filters drawn at the start and at the end (4 steps: fewer than the 20 log lines between)
+    for tag in ("filters/centre_frequencies", "filters/bandwidths", "filters/frequency_responses", "frontend/chirp"):
+        assert sorted(images[tag]) == [0, 4], tag
+    n_filters, frames = saved["frontend"]["n_filters"], 32  # the tiny crop: 0.32 s at 10 ms per frame
+    assert images["frontend/chirp"][4] == (n_filters, frames)
+    # the mel-initialised LEAF starts on the mel scale: no filter has moved yet at step 0
+    assert scalars["filters/moved_fraction"][0] == 0.0 and scalars["filters/median_shift"][0] < 1e-3
+    assert finite(scalars["filters/coverage"].values())
 
 
 def test_resume_from_checkpoint_reproduces_the_uninterrupted_run(finished_run, tiny_corpus, tmp_path):

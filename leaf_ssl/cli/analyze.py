@@ -25,7 +25,7 @@ import json
 import sys
 from pathlib import Path
 
-from leaf_ssl.evaluation.figures import write_figures
+from leaf_ssl.frontends.figures import write_figures
 from leaf_ssl.evaluation.probe import describe_model
 from leaf_ssl.frontends.inspect import (DEFAULT_SHIFT_THRESHOLD, filters_report, format_summary,
                                         frontend_filters)

@@ -65,6 +65,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                              "before embedding (evaluation.batch_norm); 0 keeps the checkpoint's (default)")
     parser.add_argument("--bn_batch", type=int, default=64, help="crops per re-estimation batch")
     parser.add_argument("--bn_data", help="shards to re-estimate from (default: the config's data.train_shards)")
+    parser.add_argument("--no_tensorboard", action="store_true",
+                        help="do not add the scores to the run's TensorBoard events (<run>/tensorboard)")
     return parser.parse_args(argv)
 
 
@@ -94,7 +96,8 @@ def main(argv: list[str] | None = None) -> None:
     for task in task_list:
         logger.info("probing %s (step %d) on %s; results in %s", frozen.source, frozen.step, task.spec, workdir)
         result = probe.run_probe(frozen, task, workdir, seeds=args.seeds, recipe=recipe,
-                           segment_seconds=args.segment_seconds, embed_batch=args.embed_batch, features=args.features)
+                                 segment_seconds=args.segment_seconds, embed_batch=args.embed_batch,
+                                 features=args.features, tensorboard=not args.no_tensorboard)
         print(probe.format_markdown(result))
         print(f"written: {workdir / (task.name + '.json')} and .md")
 

@@ -26,6 +26,7 @@ from leaf_ssl.data.audio import SAMPLE_RATE
 from leaf_ssl.evaluation import cache, linear, tasks
 from leaf_ssl.inference import frozen_model
 from leaf_ssl.model import build
+from leaf_ssl.training import summaries
 
 logger = logging.getLogger(__name__)
 
@@ -37,7 +38,7 @@ def default_workdir(frozen: frozen_model.FrozenModel, *, bn_reestimated: bool = 
     a run; `probes/random_<name>` for `random:`. `_bn` is appended for re-estimated BatchNorm
     statistics and `_frontend` for frontend features, so that the variants' `<task>.json` never
     overwrite each other."""
-    suffix = ("_bn" if bn_reestimated else "") + ("_frontend" if features == "frontend" else "")
+    suffix = _variant_suffix(bn_reestimated, features)
     if not frozen.trained:
         slug = re.sub(r"[^A-Za-z0-9]+", "_", Path(frozen.source[len(frozen_model.RANDOM_PREFIX):]).name).strip("_")
         return Path("probes") / f"random_{slug}{suffix}"
@@ -72,8 +73,13 @@ def describe_model(frozen: frozen_model.FrozenModel, features: str = "encoder") 
 
 def run_probe(frozen: frozen_model.FrozenModel, task: tasks.Task, workdir: str | Path, *, seeds: int = 3,
               recipe: linear.ProbeRecipe = linear.ProbeRecipe(), segment_seconds: float | None = None,
-              embed_batch: int = 64, features: str = "encoder", progress: bool = True) -> dict:
-    """Embeds, trains `seeds` linear heads, scores them; writes `<workdir>/<task>.{json,md}`; returns the result."""
+              embed_batch: int = 64, features: str = "encoder", progress: bool = True,
+              tensorboard: bool = True) -> dict:
+    """Embeds, trains `seeds` linear heads, scores them; writes `<workdir>/<task>.{json,md}`; returns the result.
+
+    With `tensorboard`, a checkpoint of a run also gets `probe/<task>[_bn][_frontend]/<metric>` (and
+    `<metric>_std`) at its step in the run's TensorBoard events.
+    """
     workdir = Path(workdir)
     segment_samples = frozen.window_samples if segment_seconds is None else int(round(segment_seconds * SAMPLE_RATE))
     segment_seconds = segment_samples / SAMPLE_RATE
@@ -108,7 +114,25 @@ def run_probe(frozen: frozen_model.FrozenModel, task: tasks.Task, workdir: str |
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / f"{task.name}.json").write_text(json.dumps(result, indent=2))
     (workdir / f"{task.name}.md").write_text(format_markdown(result))
+    if tensorboard and frozen.run_dir is not None:
+        _write_to_run_tensorboard(frozen, task.name + _variant_suffix(frozen.batch_norm != frozen_model.BATCH_NORM_AS_SAVED,
+                                                                      features), result)
     return result
+
+
+def _variant_suffix(bn_reestimated: bool, features: str) -> str:
+    return ("_bn" if bn_reestimated else "") + ("_frontend" if features == "frontend" else "")
+
+
+def _write_to_run_tensorboard(frozen: frozen_model.FrozenModel, tag: str, result: dict) -> None:
+    """The score beside the run's training curves; the JSON above is the record, so a run folder
+    this probe may not write to (another user's, read-only storage) costs a warning, not the result."""
+    metric = result["metric"]
+    try:
+        summaries.write_probe_scalars(frozen.run_dir, frozen.step, tag,
+                                      {metric: result["mean"], f"{metric}_std": result["std"]})
+    except Exception as error:  # TensorFlow's filesystem errors are not OSErrors
+        logger.warning("probe score not written to %s/tensorboard: %s", frozen.run_dir, error)
 
 
 def score_heads(embedded: cache.TaskEmbeddings, *, multi_label: bool, seeds: int,

@@ -68,8 +68,9 @@ def pretraining_config() -> ml_collections.ConfigDict:
     # per_device: each device normalises by its own batch, running averages then averaged.
     config.train.batch_norm = "sync"
     config.train.log_every_steps = 50     # Loss / lr / throughput / ETA lines and TensorBoard.
-    # Log records also go to <workdir>/tensorboard as TensorBoard events (written through
-    # TensorFlow's filesystems); metrics.jsonl is written either way.
+    # TensorBoard events in <workdir>/tensorboard (training/summaries.py): hparams, the log
+    # records, the frontend's filters and its output for a chirp every 20 log lines; metrics.jsonl
+    # is written either way.
     config.train.tensorboard = True
     config.train.checkpoint_every_steps = 1000  # Also saved at the end and on preemption.
     config.train.keep_checkpoints = 3     # Most recent checkpoints kept in the workdir.

@@ -23,6 +23,7 @@ from leaf_ssl.model import build, configuration
 from leaf_ssl.progress import format_duration
 from leaf_ssl.training import checkpointing, diagnostics, distributed, optim, preemption, trainer, workdir_lock
 from leaf_ssl.training.batches import input_batches
+from leaf_ssl.training.summaries import FILTER_EVERY_LOG_LINES, TrainingSummaries
 # (config, *, per_process_batch, crop_samples, start_batch) -> iterable of NumPy batches
 BatchSource = Callable[..., Iterable[dict]]
 
@@ -34,7 +35,8 @@ class _MetricsLog:
     except once per interval.
     """
 
-    def __init__(self, workdir, total_steps: int, crops_per_step: int, start_step: int, tensorboard: bool):
+    def __init__(self, workdir, total_steps: int, crops_per_step: int, start_step: int,
+                 summaries: TrainingSummaries):
         self.enabled = jax.process_index() == 0
         self.total_steps = total_steps
         self.crops_per_step = crops_per_step
@@ -45,10 +47,7 @@ class _MetricsLog:
         self.restart_interval()
         self.jsonl = workdir / "metrics.jsonl"
         self.lines = _records_up_to(self.jsonl, start_step) if self.enabled else []
-        self.summary_writer = None
-        if self.enabled and tensorboard:
-            import tensorflow as tf  # TensorBoard's event files (TensorFlow's filesystems: local, gs://)
-            self.summary_writer = tf.summary.create_file_writer(str(workdir / "tensorboard"))
+        self.summaries = summaries
 
     def restart_interval(self) -> None:
         """Starts timing afresh, e.g. after the first step, which includes compilation."""
@@ -89,18 +88,9 @@ class _MetricsLog:
             # The whole file, written anew: object stores (gs://) have no append, and the file
             # is small (one line per log interval).
             self.jsonl.write_text("".join(line + "\n" for line in self.lines))
-            if self.summary_writer is not None:
-                import tensorflow as tf
-                with self.summary_writer.as_default(step=step):
-                    for key in ("loss", "accuracy", "learning_rate", "grad_norm", "crops_per_second"):
-                        if key in record:
-                            tf.summary.scalar(key, record[key])
+            self.summaries.scalars(step, record)
         self.restart_interval()
         return record
-
-    def close(self) -> None:
-        if self.summary_writer is not None:
-            self.summary_writer.close()
 
 
 def _records_up_to(path, last_step: int) -> list[str]:
@@ -212,14 +202,18 @@ def _train_locked(config: ml_collections.ConfigDict, workdir, mesh, watcher: pre
     stream = batches(config, per_process_batch=per_process_batch, crop_samples=crop, start_batch=start_step)
     train_step = trainer.make_train_step(model, optimizer, schedule, mesh, build.train_objective(config))
     crops_per_example = 1 if build.is_supervised(config) else 2
+    summaries = TrainingSummaries(workdir, config, model, enabled=config.train.tensorboard and jax.process_index() == 0,
+                                  crop_samples=crop)
     log = _MetricsLog(workdir, total_steps, crops_per_step=crops_per_example * config.train.batch_size,
-                      start_step=start_step, tensorboard=config.train.tensorboard)
+                      start_step=start_step, summaries=summaries)
+    filter_every = FILTER_EVERY_LOG_LINES * config.train.log_every_steps
     meta = lambda step: {"config": config.to_dict(), "step": step, "data_position": step,
                          "param_shapes": expected_shapes}
 
     batch_iterator = iter(stream)
     run_start = time.perf_counter()
     try:
+        summaries.frontend(start_step, state.params, state.batch_stats)
         for step in range(start_step, total_steps):
             batch = sharding.to_global_batch(next(batch_iterator), mesh)
             state, metrics = train_step(state, batch)
@@ -233,6 +227,8 @@ def _train_locked(config: ml_collections.ConfigDict, workdir, mesh, watcher: pre
                 log.flush(done)
                 if 0 < config.train.max_consecutive_nonfinite <= log.consecutive_nonfinite:
                     raise preemption.NonFiniteTraining(_nonfinite_message(config, log, state, batch, done))
+            if done % filter_every == 0 or done == total_steps:
+                summaries.frontend(done, state.params, state.batch_stats)
             preempted = done < total_steps and _stop_agreed(watcher, done, config.train.stop_check_every_steps)
             if done % config.train.checkpoint_every_steps == 0 or done == total_steps or preempted:
                 store.save(done, state, meta(done))
@@ -244,7 +240,7 @@ def _train_locked(config: ml_collections.ConfigDict, workdir, mesh, watcher: pre
         store.wait()
     finally:
         store.close()
-        log.close()
+        summaries.close()
     return log.history
 
 

@@ -1,4 +1,5 @@
-"""Figures of frontends' filters, several overlaid (`python -m leaf_ssl.analyze` draws them)."""
+"""Figures of frontends' filters, several overlaid: `python -m leaf_ssl.analyze` draws them to files,
+training to TensorBoard."""
 from __future__ import annotations
 
 import itertools
@@ -11,28 +12,34 @@ from leaf_ssl.frontends.pooling import POOLING_SIGMA_INIT
 
 
 def write_figures(entries: list[tuple[str, FrontendFilters]], out_dir: str | Path) -> list[Path]:
-    """PNG figures of labelled frontends overlaid (see the module docstring); returns their paths.
+    """PNG files of `draw_figures(entries)` in `out_dir`; returns their paths."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for name, figure in draw_figures(entries).items():
+        figure.savefig(out_dir / f"{name}.png", dpi=120)
+        paths.append(out_dir / f"{name}.png")
+    return paths
+
+
+def draw_figures(entries: list[tuple[str, FrontendFilters]]) -> dict:
+    """Matplotlib figures of labelled frontends overlaid, by name (centre_frequencies, bandwidths,
+    centre_histogram, frequency_responses; lowpass and pcen where a frontend has them).
 
     Uses matplotlib's object API with the Agg canvas: no display, and no change to pyplot's global
     backend in the caller's session.
     """
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     figures = {
-        "centre_frequencies.png": _centre_figure(entries),
-        "bandwidths.png": _bandwidth_figure(entries),
-        "centre_histogram.png": _histogram_figure(entries),
-        "frequency_responses.png": _response_figure(entries),
+        "centre_frequencies": _centre_figure(entries),
+        "bandwidths": _bandwidth_figure(entries),
+        "centre_histogram": _histogram_figure(entries),
+        "frequency_responses": _response_figure(entries),
     }
     if any(analysed.lowpass_std_ms is not None for _, analysed in entries):
-        figures["lowpass.png"] = _lowpass_figure(entries)
+        figures["lowpass"] = _lowpass_figure(entries)
     if any(analysed.pcen is not None for _, analysed in entries):
-        figures["pcen.png"] = _pcen_figure(entries)
-    paths = []
-    for name, figure in figures.items():
-        figure.savefig(out_dir / name, dpi=120)
-        paths.append(out_dir / name)
-    return paths
+        figures["pcen"] = _pcen_figure(entries)
+    return figures
 
 
 def _new_figure(width: float, height: float, rows: int = 1, columns: int = 1, **subplot_options):
