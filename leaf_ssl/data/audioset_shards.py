@@ -20,7 +20,6 @@ import logging
 import multiprocessing
 import os
 import re
-import sys
 import time
 from collections import Counter
 from typing import Callable, NamedTuple, Sequence
@@ -31,14 +30,14 @@ import tensorflow as tf
 
 from leaf_ssl.data.audio import (SAMPLE_RATE, SOUNDFILE_ERRORS, BadAudioError, decode_with_ffmpeg, needs_ffmpeg,
                                  prepare_waveform)
-from leaf_ssl.progress import format_duration
+from leaf_ssl.progress import ProgressLine
 from leaf_ssl.data.records import COUNT_SUFFIX, SHARD_SUFFIX, read_record_count, serialize_clip, write_record_count
 
 logger = logging.getLogger(__name__)
 
 SHARD_REPORT_FORMAT = 1  # bump when a shard's content would change for the same plan
 REPORTS_FOLDER = "reports"
-PROGRESS_INTERVAL_SECONDS = 0.5
+WORKER_POLL_SECONDS = 0.5
 WHOLE_VIDEO_MARGIN_SECONDS = 1.0
 """A file this much longer than its segment holds the whole video: only the segment is read."""
 
@@ -233,7 +232,7 @@ def build_shards(jobs: list[ShardJob], workers: int, title: str, progress: bool)
         pending = set(futures)
         try:
             while pending:
-                done, pending = concurrent.futures.wait(pending, PROGRESS_INTERVAL_SECONDS,
+                done, pending = concurrent.futures.wait(pending, WORKER_POLL_SECONDS,
                                                         concurrent.futures.FIRST_COMPLETED)
                 for future in done:
                     future.result()  # a worker's error stops the build now, not after every shard
@@ -283,14 +282,12 @@ def merge_shard_reports(shard_reports: list[dict], labels: Sequence[NamedTuple])
 
 
 class _Progress:
-    """One self-overwriting progress line with ETA on stderr (a plain line per 10% when not a terminal)."""
+    """Clips and shards done, as one `ProgressLine`: counted here, or set from the workers' shared count."""
 
     def __init__(self, title: str, total_clips: int, total_shards: int, enabled: bool):
-        self.title, self.total_clips, self.total_shards = title, total_clips, total_shards
-        self.enabled = enabled and total_shards > 0
-        self.clips = self.shards = self.last_decile = 0
-        self.started = self.last_shown = time.monotonic()
-        self.interactive = sys.stderr.isatty()
+        self.line = ProgressLine(title, total_clips, "clips", enabled=enabled and total_shards > 0)
+        self.total_shards = total_shards
+        self.clips = self.shards = 0
 
     def count_clip(self) -> None:
         self.show(self.clips + 1, self.shards)
@@ -300,24 +297,10 @@ class _Progress:
 
     def show(self, clips: int, shards: int) -> None:
         self.clips, self.shards = clips, shards
-        if not self.enabled:
-            return
-        now = time.monotonic()
-        elapsed = now - self.started
-        eta = format_duration(elapsed / clips * (self.total_clips - clips)) if clips else "?"
-        line = (f"{self.title}: {clips}/{self.total_clips} clips, {shards}/{self.total_shards} "
-                f"shards, {format_duration(elapsed)}, ETA {eta}")
-        decile = clips * 10 // max(self.total_clips, 1)
-        if self.interactive and (now - self.last_shown >= PROGRESS_INTERVAL_SECONDS or shards == self.total_shards):
-            self.last_shown = now
-            print("\r" + line, end="", file=sys.stderr, flush=True)
-        elif not self.interactive and (decile > self.last_decile or shards == self.total_shards):
-            self.last_decile = decile
-            print(line, file=sys.stderr, flush=True)
+        self.line.update(clips, f"{shards}/{self.total_shards} shards")
 
     def finish(self) -> None:
-        if self.enabled and self.interactive:
-            print(file=sys.stderr)
+        self.line.finish(self.clips, f"{self.shards}/{self.total_shards} shards")
 
 
 

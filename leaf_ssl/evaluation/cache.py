@@ -15,7 +15,6 @@ import dataclasses
 import hashlib
 import json
 import logging
-import sys
 import time
 from pathlib import Path
 
@@ -25,7 +24,7 @@ from leaf_ssl.evaluation.tasks import SPLITS, SkipLog, Task
 from leaf_ssl.inference.features import make_embed_fn
 from leaf_ssl.inference.frozen_model import FrozenModel
 from leaf_ssl.inference.windows import embed_windows, segment_windows
-from leaf_ssl.progress import format_duration
+from leaf_ssl.progress import ProgressLine
 
 logger = logging.getLogger(__name__)
 
@@ -112,7 +111,7 @@ def embed_task_with(embed_batch, task: Task, *, segment_samples: int, batch_size
 
 def _embed_split(embed_batch, task: Task, split: str, segment_samples: int, batch_size: int, progress: bool):
     skips = SkipLog()
-    meter = _Progress(f"embed {task.name}/{split}", task.num_clips(split), enabled=progress)
+    meter = ProgressLine(f"embed {task.name}/{split}", task.num_clips(split), "clips", enabled=progress)
     embeddings: list[np.ndarray] = []
     segment_clip, labels, clip_ids = [], [], []
 
@@ -125,35 +124,11 @@ def _embed_split(embed_batch, task: Task, split: str, segment_samples: int, batc
     for clip_index, clip_embeddings in embed_windows(embed_batch, jobs(), batch_size):
         embeddings.append(clip_embeddings)
         segment_clip.extend([clip_index] * len(clip_embeddings))
-        meter.update(clip_index + 1, len(segment_clip))
-    meter.finish(len(clip_ids), len(segment_clip), skips.count)
+        meter.update(clip_index + 1, f"{len(segment_clip)} segments, {len(segment_clip) / meter.elapsed:.1f} segments/s")
+    meter.finish(len(clip_ids), f"{len(segment_clip)} segments, {skips.count} skipped")
     dim = embeddings[0].shape[1] if embeddings else 0
     return (np.concatenate(embeddings) if embeddings else np.zeros((0, dim), np.float32),
             np.asarray(segment_clip, np.int64), labels, clip_ids, skips)
-
-
-class _Progress:
-    """A progress line with rate and ETA every few seconds, on stderr."""
-
-    def __init__(self, label: str, total_clips: int | None, enabled: bool, every_seconds: float = 5.0):
-        self.label, self.total, self.enabled, self.every = label, total_clips, enabled, every_seconds
-        self.started = self.last = time.perf_counter()
-
-    def update(self, clips: int, segments: int) -> None:
-        now = time.perf_counter()
-        if not self.enabled or now - self.last < self.every:
-            return
-        self.last = now
-        rate = clips / (now - self.started)
-        eta = f", ETA {format_duration((self.total - clips) / max(rate, 1e-9))}" if self.total else ""
-        done = f"{clips}/{self.total}" if self.total else f"{clips}"
-        print(f"{self.label}: {done} clips, {segments} segments, {segments / (now - self.started):.1f} segments/s"
-              f"{eta}", file=sys.stderr, flush=True)
-
-    def finish(self, clips: int, segments: int, skipped: int) -> None:
-        if self.enabled:
-            print(f"{self.label}: {clips} clips, {segments} segments, {skipped} skipped in "
-                  f"{format_duration(time.perf_counter() - self.started)}", file=sys.stderr, flush=True)
 
 
 def _save(path: Path, result: TaskEmbeddings) -> None:

@@ -26,6 +26,7 @@ from leaf_ssl.data.audio import SAMPLE_RATE
 from leaf_ssl.evaluation import cache, linear, tasks
 from leaf_ssl.inference import frozen_model
 from leaf_ssl.model import build
+from leaf_ssl.progress import ProgressLine
 from leaf_ssl.training import summaries
 
 logger = logging.getLogger(__name__)
@@ -88,7 +89,9 @@ def run_probe(frozen: frozen_model.FrozenModel, task: tasks.Task, workdir: str |
     train = embedded.splits["train"]
     metric = "mAP" if task.multi_label else "accuracy"
     started = time.perf_counter()
-    scores = score_heads(embedded, multi_label=task.multi_label, seeds=seeds, recipe=recipe)
+    scores = score_heads(embedded, multi_label=task.multi_label, seeds=seeds, recipe=recipe,
+                         progress=ProgressLine(f"probe {task.name}", seeds, "linear heads", enabled=progress,
+                                               every_seconds=0.0))
     result = {
         "task": {"name": task.name, "spec": task.spec, "classes": embedded.classes,
                  "num_classes": len(embedded.classes), "multi_label": task.multi_label, "metric": metric},
@@ -136,9 +139,10 @@ def _write_to_run_tensorboard(frozen: frozen_model.FrozenModel, tag: str, result
 
 
 def score_heads(embedded: cache.TaskEmbeddings, *, multi_label: bool, seeds: int,
-                recipe: linear.ProbeRecipe = linear.ProbeRecipe()) -> list[float]:
+                recipe: linear.ProbeRecipe = linear.ProbeRecipe(), progress: ProgressLine | None = None) -> list[float]:
     """Per seed, a linear head trained on the train segments, scored on the test clips by the mean
-    of their segments' logits: accuracy, or mAP for a multi-label task."""
+    of their segments' logits: accuracy, or mAP for a multi-label task. Each head's training is one
+    compiled loop, so `progress` hears of whole heads."""
     train, test = embedded.splits["train"], embedded.splits["test"]
     scores = []
     for seed in range(seeds):
@@ -149,6 +153,10 @@ def score_heads(embedded: cache.TaskEmbeddings, *, multi_label: bool, seeds: int
             scores.append(linear.mean_average_precision(logits, test.targets))
         else:
             scores.append(linear.accuracy(logits, test.targets.argmax(axis=1)))
+        if progress is not None:
+            progress.update(seed + 1, f"last {scores[-1]:.3f}")
+    if progress is not None:
+        progress.finish(seeds, f"mean {np.mean(scores):.3f}")
     return scores
 
 

@@ -6,8 +6,6 @@ A file that cannot be decoded, is empty or holds NaN/Inf is skipped and counted;
 from __future__ import annotations
 
 import os
-import sys
-import time
 from pathlib import Path
 from typing import Iterator
 
@@ -16,10 +14,9 @@ import numpy as np
 from leaf_ssl.data.audio import AUDIO_EXTENSIONS, SAMPLE_RATE, BadAudioError, decode_audio
 from leaf_ssl.inference.embedder import Embedder
 from leaf_ssl.inference.windows import FRAME_HOP_SECONDS, Windows, frame_windows, hop_samples, segment_windows
-from leaf_ssl.progress import format_duration
+from leaf_ssl.progress import ProgressLine
 
 REPORT_NAME = "embed_report.json"
-PROGRESS_EVERY_SECONDS = 5.0
 
 
 class InputError(ValueError):
@@ -72,12 +69,12 @@ def output_paths(out_dir: Path, relative: Path) -> dict[str, Path]:
             for kind, suffix in (("clip", ".npy"), ("frames", ".frames.npy"), ("timestamps", ".timestamps.npy"))}
 
 
-class Progress:
-    """Files done out of the total, audio seconds per second, and an ETA by input bytes, on stderr."""
+class _FileProgress(ProgressLine):
+    """Files done out of the total, audio seconds per second, and an ETA by input bytes."""
 
-    def __init__(self, total_files: int, total_bytes: int, enabled: bool = True):
-        self.total_files, self.total_bytes, self.enabled = total_files, max(total_bytes, 1), enabled
-        self.started = self.last = time.perf_counter()
+    def __init__(self, total_files: int, total_bytes: int, enabled: bool):
+        super().__init__("embed", total_files, "files", enabled=enabled)
+        self.total_bytes = max(total_bytes, 1)
         self.files = self.bytes = self.skipped = 0
         self.audio_seconds = 0.0
 
@@ -86,24 +83,17 @@ class Progress:
         self.bytes += file_bytes
         self.audio_seconds += audio_seconds
         self.skipped += skipped
-        now = time.perf_counter()
-        if self.enabled and now - self.last >= PROGRESS_EVERY_SECONDS:
-            self.last = now
-            print(self.line(now), file=sys.stderr, flush=True)
+        self.update(self.files, self.details(), fraction=self.bytes / self.total_bytes)
 
-    def line(self, now: float | None = None) -> str:
-        elapsed = (now or time.perf_counter()) - self.started
-        remaining = elapsed * (self.total_bytes - self.bytes) / max(self.bytes, 1)
-        return (f"embed: {self.files}/{self.total_files} files ({self.skipped} skipped), "
-                f"{self.audio_seconds / max(elapsed, 1e-9):.1f} s of audio/s, elapsed {format_duration(elapsed)}, "
-                f"ETA {format_duration(remaining)}")
+    def details(self) -> str:
+        return f"{self.skipped} skipped, {self.audio_seconds / max(self.elapsed, 1e-9):.1f} s of audio/s"
 
 
 def embed_files(embedder: Embedder, files: list[tuple[Path, Path]], out_dir: Path, *,
                 frames: bool = False, hop_seconds: float = FRAME_HOP_SECONDS, progress: bool = True) -> dict:
     """Embeds `files` ([(path, relative path)]) into `out_dir`; returns the report (see module docstring)."""
     sizes = [path.stat().st_size for path, _ in files]
-    meter = Progress(len(files), sum(sizes), enabled=progress)
+    meter = _FileProgress(len(files), sum(sizes), enabled=progress)
     skipped: list[dict] = []
     embedded: dict[int, dict] = {}  # file index -> its report entry
     timestamps: dict[int, np.ndarray] = {}
@@ -139,8 +129,7 @@ def embed_files(embedder: Embedder, files: list[tuple[Path, Path]], out_dir: Pat
             embedded[index]["frames"] = len(embeddings)
         if kind == "frames" or not frames:
             meter.advance(sizes[index], embedded[index]["seconds"])
-    if progress:
-        print(meter.line(), file=sys.stderr, flush=True)
+    meter.finish(meter.files, meter.details())
     window_seconds = embedder.window_samples / SAMPLE_RATE
     return {
         "checkpoint": embedder.source, "step": embedder.step, "frontend": embedder.config.frontend.name,
@@ -151,7 +140,7 @@ def embed_files(embedder: Embedder, files: list[tuple[Path, Path]], out_dir: Pat
         "counts": {"files": len(files), "embedded": len(embedded), "skipped": len(skipped)},
         "embedded": list(embedded.values()),
         "skipped": skipped,
-        "seconds": round(time.perf_counter() - meter.started, 1),
+        "seconds": round(meter.elapsed, 1),
     }
 
 

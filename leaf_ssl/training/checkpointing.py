@@ -129,6 +129,15 @@ def read_meta(step_dir: epath.Path) -> dict:
     return ocp.Checkpointer(ocp.JsonCheckpointHandler()).restore(meta_dir)
 
 
+class _WithoutItemMetadataNotice(logging.Filter):
+    """Drops orbax's warning that the state item's folder has no `_CHECKPOINT_METADATA`: the
+    CheckpointManager writes that file one level up, in the step folder, so every restore of an
+    item alone would warn about a file that is where it should be."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.msg != "Metadata file does not exist: %s"
+
+
 def restore_step(step_dir: epath.Path, meta: dict, expected_shapes: dict, target: Any = None) -> Any:
     """The step's saved tree, checked before and after the read.
 
@@ -141,6 +150,8 @@ def restore_step(step_dir: epath.Path, meta: dict, expected_shapes: dict, target
     if mismatch:
         raise ArchitectureMismatch(f"checkpoint {step_dir} is of another architecture: {mismatch}")
     checkpointer = ocp.StandardCheckpointer()
+    quiet = _WithoutItemMetadataNotice()
+    logging.getLogger("absl").addFilter(quiet)
     try:
         if target is None:
             device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
@@ -150,6 +161,7 @@ def restore_step(step_dir: epath.Path, meta: dict, expected_shapes: dict, target
         restored = checkpointer.restore(step_dir / STATE_ITEM, target)
     finally:
         checkpointer.close()
+        logging.getLogger("absl").removeFilter(quiet)
     params = restored.get("params") if isinstance(restored, dict) else getattr(restored, "params", None)
     if params is None:
         raise CheckpointError(f"checkpoint {step_dir} holds no 'params'")
