@@ -9,6 +9,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+import soundfile
 
 from leaf_ssl.cli import analyze as analyze_command
 from leaf_ssl.frontends import inspect
@@ -227,3 +228,16 @@ def test_cli_errors_name_the_problem(tmp_path):
         analyze_command.main(["--ckpt", str(tmp_path / "nowhere"), "--out", str(tmp_path / "out")])
     with pytest.raises(SystemExit, match="2 --label for 1 --ckpt"):
         analyze_command.main(["--ckpt", str(tmp_path), "--label", "a", "--label", "b", "--out", str(tmp_path / "out")])
+
+
+def test_cli_draws_each_frontend_s_output_for_a_clip(hand_set_checkpoint, tmp_path):
+    clip = tmp_path / "tone.wav"
+    soundfile.write(clip, (0.3 * np.sin(2 * np.pi * 440 * np.arange(12000) / 16000)).astype(np.float32), 16000)
+    out = tmp_path / "analysis"
+    analyze_command.main(["--ckpt", str(hand_set_checkpoint), "--ckpt", f"random:{TINY}:mel", "--out", str(out),
+                          "--clip", str(clip)])
+    assert json.loads((out / "analysis.json").read_text())["figures"][-1] == "frontend_output.png"
+    assert_valid_png(out / "frontend_output.png")
+    (tmp_path / "bad.wav").write_bytes(b"RIFF not really")
+    with pytest.raises(SystemExit, match="bad.wav"):
+        analyze_command.main(["--ckpt", f"random:{TINY}:mel", "--out", str(out), "--clip", str(tmp_path / "bad.wav")])

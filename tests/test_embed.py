@@ -183,3 +183,34 @@ def test_cli_errors_name_the_problem(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         embed_command.main(["--ckpt", str(tmp_path / "no_run"), "--out", str(tmp_path / "out"), str(tmp_path / "a.wav")])
     assert exit_info.value.code == 2 and "does not exist" in capsys.readouterr().err
+
+
+def test_frontend_features_from_python_and_the_cli(checkpoint_dir, reference, tmp_path):
+    read_16k, _ = reference
+    inputs = write_inputs(tmp_path / "sounds")
+    embed_command.main(["--ckpt", str(checkpoint_dir), str(inputs), "--out", str(tmp_path / "out"),
+                        "--features", "frontend"])
+    report = json.loads((tmp_path / "out" / files.REPORT_NAME).read_text())
+    assert report["features"] == "frontend" and report["counts"]["embedded"] == 3
+    model = leaf_ssl.load(str(checkpoint_dir))
+    for name in ("a/x.wav", "b/x.wav", "b/short.flac"):
+        written = np.load(tmp_path / "out" / f"{name}.frontend.npy")
+        seconds = np.load(tmp_path / "out" / f"{name}.frontend_seconds.npy")
+        expected, expected_seconds = model.features(read_16k(inputs / name), 16000)
+        assert written.shape == (len(seconds), 8) == expected.shape  # 10 ms frames, tiny LEAF's 8 filters
+        np.testing.assert_allclose(written, expected, rtol=1e-4, atol=1e-4)
+        np.testing.assert_allclose(seconds, expected_seconds)
+    assert not list((tmp_path / "out").rglob("x.wav.npy")), "no encoder embedding with --features frontend"
+
+
+@pytest.mark.parametrize("frontend", ["leaf", "mel", "sincnet"])
+def test_frontend_frame_times_locate_a_click_and_loudness_is_normalised(frontend):
+    model = leaf_ssl.load(f"random:{TINY}:{frontend}")
+    waveform = np.random.default_rng(0).normal(0, 1e-4, 16000).astype(np.float32)
+    waveform[9_000] = 0.5  # a click at 562.5 ms in faint noise
+    features, seconds = model.features(waveform, 16000)
+    assert np.all(np.diff(seconds) == pytest.approx(0.01))
+    energy = np.exp(features).sum(axis=1) if frontend == "mel" else features.sum(axis=1)
+    assert abs(seconds[np.argmax(energy)] - 9_000 / 16000) <= 0.01, "the loudest frame is centred on the click"
+    quieter, _ = model.features(waveform * 0.25, 16000)
+    np.testing.assert_allclose(quieter, features, rtol=1e-4, atol=1e-4)

@@ -15,8 +15,9 @@ before training), in Hz and ms:
 
 Several checkpoints are overlaid in each figure (SSL vs supervised, mel vs random init, before vs after
 training). Written to `--out`: `centre_frequencies.png`, `bandwidths.png`, `centre_histogram.png`,
-`frequency_responses.png`, `lowpass.png` and `pcen.png` (when a frontend has them), `analysis.json`
-(every number above); a short summary is printed.
+`frequency_responses.png`, `lowpass.png` and `pcen.png` (when a frontend has them), with `--clip`
+`frontend_output.png` (each frontend's output for that clip, `leaf_ssl.load(...).features`, under a
+log-mel of it), and `analysis.json` (every number above); a short summary is printed.
 """
 from __future__ import annotations
 
@@ -25,10 +26,16 @@ import json
 import sys
 from pathlib import Path
 
-from leaf_ssl.frontends.figures import write_figures
+import jax.numpy as jnp
+import numpy as np
+
+from leaf_ssl.data.audio import SAMPLE_RATE, BadAudioError, decode_audio
+from leaf_ssl.frontends.figures import draw_outputs, write_figures
+from leaf_ssl.frontends.mel import MelFilterbank
+from leaf_ssl.inference.embedder import Embedder
 from leaf_ssl.evaluation.probe import describe_model
 from leaf_ssl.frontends.inspect import (DEFAULT_SHIFT_THRESHOLD, filters_report, format_summary,
-                                        frontend_filters)
+                                        frame_centre_seconds, frontend_filters)
 from leaf_ssl.inference.frozen_model import FrozenModel, load_frozen_model
 from leaf_ssl.training.checkpointing import CheckpointError
 
@@ -63,6 +70,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--label", action="append",
                         help="legend label per --ckpt, in the same order (default: frontend, init, training)")
     parser.add_argument("--out", required=True, help="folder for the figures and analysis.json")
+    parser.add_argument("--clip", help="an audio file: also draw each frontend's output for it, channels in "
+                                       "order of centre frequency, under a log-mel of the same clip")
     parser.add_argument("--threshold", type=float, default=DEFAULT_SHIFT_THRESHOLD,
                         help="relative centre shift from mel counted as moved (default 0.1 = 10%%)")
     return parser.parse_args(argv)
@@ -80,6 +89,8 @@ def main(argv: list[str] | None = None) -> None:
     entries = [(label, frozen_filters(frozen)) for label, frozen in zip(labels, models)]
     out = Path(args.out)
     figures = write_figures(entries, out)
+    if args.clip:
+        figures.append(_draw_clip(args.clip, labels, models, entries, out))
     report = {"shift_threshold": args.threshold, "figures": [path.name for path in figures], "checkpoints": [
         {"label": label, "spec": spec, "source": frozen.source, "step": frozen.step, "model": describe_model(frozen),
          **filters_report(analysed, args.threshold)}
@@ -88,6 +99,23 @@ def main(argv: list[str] | None = None) -> None:
     for (label, analysed), checkpoint_report in zip(entries, report["checkpoints"]):
         print(format_summary(label, analysed, checkpoint_report["summary"]))
     print(f"written: {', '.join(str(path) for path in figures)}, {out / 'analysis.json'}")
+
+
+def _draw_clip(clip: str, labels, models, entries, out: Path) -> Path:
+    """`frontend_output.png`: a log-mel of the clip, then each frontend's output for it."""
+    try:
+        waveform = decode_audio(clip)
+    except (BadAudioError, OSError) as error:
+        sys.exit(f"error: --clip: {error}")
+    log_mel = MelFilterbank.from_preset("leaf")
+    reference = np.asarray(log_mel.apply({}, jnp.asarray(waveform)[None])[0])
+    rows = [("log-mel (40 bins)", reference, frame_centre_seconds(log_mel, waveform.size, SAMPLE_RATE))]
+    for label, frozen, (_, analysed) in zip(labels, models, entries):
+        frames, seconds = Embedder(frozen).features(waveform, SAMPLE_RATE)
+        rows.append((label, frames[:, analysed.order], seconds))
+    path = out / "frontend_output.png"
+    draw_outputs(rows, f"Frontend outputs for {Path(clip).name}").savefig(path, dpi=120)
+    return path
 
 
 if __name__ == "__main__":

@@ -13,6 +13,9 @@ under `--out`, at the file's path relative to the inputs' common folder, with it
 * with `--frames`: `<path>.frames.npy`, (n, dim) float32, one embedding per such window centred on
   each timestamp 0, hop, 2 hop, ... <= duration (audio zero-padded by half a window at both ends), and
   `<path>.timestamps.npy`, (n,) float64, those window centres in seconds; hop `--hop_ms` (50 ms).
+* with `--features frontend`, instead: `<path>.frontend.npy`, (n_frames, channels) float32, the
+  frontend's output over the whole file (the learnt time-frequency representation, 10 ms frames),
+  the file scaled to a training crop's loudness, and `<path>.frontend_seconds.npy`, the frame centres.
 
 A file that cannot be decoded, is empty or holds NaN/Inf is skipped and counted; the run goes on.
 `<out>/embed_report.json` lists every file embedded (output, duration, windows) and every file skipped
@@ -40,6 +43,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--ckpt", required=True, help="a run workdir, checkpoints/ folder, step folder or "
                                                       "random:<config>")
     parser.add_argument("--out", required=True, help="output folder")
+    parser.add_argument("--features", choices=("encoder", "frontend"), default="encoder",
+                        help="encoder: embeddings (the default); frontend: the frontend's output per file")
     parser.add_argument("--frames", action="store_true", help="also write frame embeddings and timestamps")
     parser.add_argument("--hop_ms", type=float, default=FRAME_HOP_SECONDS * 1000,
                         help="hop between frame embeddings in ms (default %(default)g)")
@@ -57,7 +62,8 @@ def main(argv: list[str] | None = None) -> None:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
     out_dir = Path(args.out)
-    report = embed_files(embedder, files, out_dir, frames=args.frames, hop_seconds=args.hop_ms / 1000)
+    report = embed_files(embedder, files, out_dir, frames=args.frames, hop_seconds=args.hop_ms / 1000,
+                         features=args.features)
     report["inputs"] = args.inputs
     report["counts"]["passed_over_not_audio"] = passed_over
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -42,6 +42,21 @@ def draw_figures(entries: list[tuple[str, FrontendFilters]]) -> dict:
     return figures
 
 
+def draw_outputs(rows: list[tuple[str, np.ndarray, np.ndarray]], title: str):
+    """One image per row: (label, frontend output (frames, channels), frame centres in s), channels
+    bottom to top, time left to right, each row on its own colour scale."""
+    figure, axes = _new_figure(9.0, 1.0 + 1.8 * len(rows), rows=len(rows), sharex=True)
+    for index, (label, frames, seconds) in enumerate(rows):
+        axis = axes[index, 0]
+        hop = seconds[1] - seconds[0] if len(seconds) > 1 else 0.01
+        axis.imshow(np.asarray(frames).T, origin="lower", aspect="auto", interpolation="nearest",
+                    extent=(seconds[0] - hop / 2, seconds[-1] + hop / 2, -0.5, frames.shape[1] - 0.5))
+        axis.set(ylabel="channel", title=label)
+    axes[-1, 0].set_xlabel("time (s)")
+    figure.suptitle(title)
+    return figure
+
+
 def _new_figure(width: float, height: float, rows: int = 1, columns: int = 1, **subplot_options):
     from matplotlib.figure import Figure  # imported here: the numbers above need no matplotlib
     figure = Figure(figsize=(width, height), layout="constrained")

@@ -23,6 +23,7 @@ from leaf_ssl.frontends import constraints, filters, initializers
 from leaf_ssl.frontends.compression import (PCEN_ALPHA_INIT, PCEN_DELTA_INIT, PCEN_ROOT_INIT,
                                             PCEN_SMOOTH_INIT)
 from leaf_ssl.frontends.factory import make_frontend
+from leaf_ssl.frontends.framing import num_frames, same_frame_centres
 from leaf_ssl.frontends.leaf import Leaf
 from leaf_ssl.frontends.mel import MelFilterbank
 from leaf_ssl.frontends.sincnet import MIN_BAND_HZ, MIN_LOW_HZ, SincNet, SincNetPlus
@@ -39,6 +40,20 @@ PCEN_INITS = {"alpha": PCEN_ALPHA_INIT, "delta": PCEN_DELTA_INIT, "root": PCEN_R
 
 
 # --- Closed forms: parameters -> Hz and ms --------------------------------------------------------
+
+
+def frame_centre_seconds(frontend, samples: int, sample_rate: float) -> np.ndarray:
+    """Centre of each output frame of `frontend` (a frontend module) for `samples` of input, in s.
+
+    The mel filterbank's frames start at i * stride (TF's pad_end framing); LEAF's and SincNet's are
+    'SAME'-aligned windows around i * stride.
+    """
+    window, stride = frontend.window_and_stride()
+    if isinstance(frontend, MelFilterbank):
+        centres = np.arange(num_frames(samples, stride)) * stride + (window - 1) / 2
+    else:
+        centres = same_frame_centres(samples, window, stride)
+    return centres / sample_rate
 
 
 def gabor_centre_hz(mu, sample_rate: float) -> np.ndarray:

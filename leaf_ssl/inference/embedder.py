@@ -4,6 +4,7 @@
     model = leaf_ssl.load("runs/demo_leaf")              # a run, its checkpoints/ or a step; or random:<config>
     clip = model.embed(waveform, sample_rate)            # (dim,) float32
     frames, seconds = model.frames(waveform, sample_rate)  # (n, dim) float32, (n,) window centres in s
+    features, seconds = model.features(waveform, sample_rate)  # the frontend's (n, channels) output
     model.filters()                                      # centre frequencies, bandwidths, ... (frontends.inspect)
 
 What an embedding is, the same in this object, `python -m leaf_ssl.embed` and `leaf_ssl.hear`:
@@ -95,6 +96,30 @@ class Embedder:
                hop_seconds: float = FRAME_HOP_SECONDS) -> tuple[np.ndarray, np.ndarray]:
         """Frame embeddings (n, dim) float32 and their timestamps (n,) in seconds (window centres)."""
         return self.frame_embeddings([_mono_16k(waveform, sample_rate)], hop_seconds)[0]
+
+    def features(self, waveform, sample_rate: int) -> tuple[np.ndarray, np.ndarray]:
+        """The frontend's output over the whole clip, (n_frames, channels) float32, and each frame's
+        centre (n_frames,) in seconds: the learnt time-frequency representation the encoder reads.
+
+        The clip is scaled to the loudness of a training crop (every crop has unit L2 norm, so its
+        RMS is 1/sqrt(window_samples)), which PCEN's and the log's outputs depend on. Each clip
+        length compiles once.
+        """
+        clip = self._mono_16k_at_training_loudness(waveform, sample_rate)
+        frames = np.asarray(self._frontend(jnp.asarray(clip)[None])[0], np.float32)
+        return frames, inspect.frame_centre_seconds(self.frozen.model.frontend, clip.size, SAMPLE_RATE)
+
+    def _mono_16k_at_training_loudness(self, waveform, sample_rate: int) -> np.ndarray:
+        clip = _mono_16k(waveform, sample_rate).astype(np.float64)
+        norm = np.linalg.norm(clip)
+        scale = np.sqrt(clip.size / self.window_samples) / norm if norm > 0 else 0.0
+        return (clip * scale).astype(np.float32)
+
+    @functools.cached_property
+    def _frontend(self):
+        apply = jax.jit(lambda variables, waveforms: self.frozen.model.apply(
+            variables, waveforms, method=lambda module, batch: module.frontend(batch)))
+        return lambda waveforms: apply(self.frozen.variables, waveforms)
 
     def filters(self) -> inspect.FrontendFilters:
         """The frontend's filters: centre frequencies and bandwidths in Hz, their mel reference, frequency

@@ -63,10 +63,12 @@ def find_audio_files(inputs: list[str | Path]) -> tuple[list[tuple[Path, Path]],
 
 
 def output_paths(out_dir: Path, relative: Path) -> dict[str, Path]:
-    """Where one file's embeddings go: {'clip', 'frames', 'timestamps'} -> path (see module docstring)."""
+    """Where one file's outputs go: {'clip', 'frames', 'timestamps', 'frontend', 'frontend_seconds'} -> path
+    (`leaf_ssl.cli.embed` lists them)."""
     base = out_dir / relative
     return {kind: base.with_name(base.name + suffix)
-            for kind, suffix in (("clip", ".npy"), ("frames", ".frames.npy"), ("timestamps", ".timestamps.npy"))}
+            for kind, suffix in (("clip", ".npy"), ("frames", ".frames.npy"), ("timestamps", ".timestamps.npy"),
+                                 ("frontend", ".frontend.npy"), ("frontend_seconds", ".frontend_seconds.npy"))}
 
 
 class _FileProgress(ProgressLine):
@@ -90,8 +92,15 @@ class _FileProgress(ProgressLine):
 
 
 def embed_files(embedder: Embedder, files: list[tuple[Path, Path]], out_dir: Path, *,
-                frames: bool = False, hop_seconds: float = FRAME_HOP_SECONDS, progress: bool = True) -> dict:
-    """Embeds `files` ([(path, relative path)]) into `out_dir`; returns the report (see module docstring)."""
+                frames: bool = False, hop_seconds: float = FRAME_HOP_SECONDS, features: str = "encoder",
+                progress: bool = True) -> dict:
+    """Embeds `files` ([(path, relative path)]) into `out_dir`; returns the report (see module docstring).
+
+    features: 'encoder' (clip embeddings, and frame embeddings with `frames`) or 'frontend' (the
+    frontend's output over each whole file, `Embedder.features`, and its frame centres).
+    """
+    if features not in ("encoder", "frontend"):
+        raise ValueError(f"features must be 'encoder' or 'frontend', not {features!r}")
     sizes = [path.stat().st_size for path, _ in files]
     meter = _FileProgress(len(files), sum(sizes), enabled=progress)
     skipped: list[dict] = []
@@ -108,8 +117,17 @@ def embed_files(embedder: Embedder, files: list[tuple[Path, Path]], out_dir: Pat
             except (OSError, MemoryError) as error:  # e.g. a file removed or unreadable mid-run
                 reason = f"unreadable: {type(error).__name__}: {error}"
             else:
-                embedded[index] = {"path": str(path), "output": str(output_paths(Path(), relative)["clip"]),
-                                   "seconds": round(waveform.size / SAMPLE_RATE, 3)}
+                outputs = output_paths(Path(), relative)
+                embedded[index] = {"path": str(path), "seconds": round(waveform.size / SAMPLE_RATE, 3),
+                                   "output": str(outputs["frontend" if features == "frontend" else "clip"])}
+                if features == "frontend":  # the whole clip through the frontend alone: no windows
+                    output, centres = embedder.features(waveform, SAMPLE_RATE)
+                    targets = output_paths(out_dir, relative)
+                    _save(targets["frontend"], output)
+                    _save(targets["frontend_seconds"], centres)
+                    embedded[index]["frontend_frames"] = len(output)
+                    meter.advance(sizes[index], embedded[index]["seconds"])
+                    continue
                 yield (index, "clip"), segment_windows(waveform, embedder.window_samples)
                 if frames:
                     windows, timestamps[index] = frame_windows(waveform, embedder.window_samples, hop_seconds)
@@ -134,7 +152,11 @@ def embed_files(embedder: Embedder, files: list[tuple[Path, Path]], out_dir: Pat
     return {
         "checkpoint": embedder.source, "step": embedder.step, "frontend": embedder.config.frontend.name,
         "encoder": embedder.config.encoder.name, "embedding_dim": embedder.embedding_dim,
-        "clip_embedding": f"mean of the embeddings of {window_seconds:g} s segments (the probe's)",
+        "features": features,
+        "clip_embedding": (f"mean of the embeddings of {window_seconds:g} s segments (the probe's)"
+                           if features == "encoder" else None),
+        "frontend_output": ({"scaling": "each file scaled to a training crop's RMS (unit L2 norm per crop)",
+                             "frontend_seconds": "frame centres in seconds"} if features == "frontend" else None),
         "frames": ({"window_seconds": window_seconds, "hop_seconds": hop_samples(hop_seconds) / SAMPLE_RATE,
                     "timestamps": "window centres in seconds, from 0"} if frames else None),
         "counts": {"files": len(files), "embedded": len(embedded), "skipped": len(skipped)},
