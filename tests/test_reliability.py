@@ -33,33 +33,6 @@ def _params_at(workdir: Path, step: int):
     return ocp.StandardCheckpointer().restore(workdir / "checkpoints" / str(step) / "state")["params"]
 
 
-def test_sigterm_saves_and_the_resumed_run_is_bit_identical(tiny_corpus, tmp_path):
-    reference = tmp_path / "reference"
-    loop.run(_config(tiny_corpus), reference)
-
-    interrupted = tmp_path / "interrupted"
-    command = [sys.executable, "-m", "leaf_ssl.train", "--config", str(REPO / "configs/tiny.py"),
-               "--workdir", str(interrupted), f"--config.data.train_shards={tiny_corpus / 'pretrain'}",
-               f"--config.train.total_steps={STEPS}", f"--config.train.checkpoint_every_steps={STEPS}",
-               "--config.train.log_every_steps=2"]
-    process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    metrics = interrupted / "metrics.jsonl"
-    deadline = time.time() + 300
-    while not (metrics.exists() and metrics.read_text().count("\n") >= 2):  # step 4 logged: mid-run
-        assert process.poll() is None and time.time() < deadline, process.communicate()[1][-3000:]
-        time.sleep(0.05)
-    process.send_signal(signal.SIGTERM)
-    _, stderr = process.communicate(timeout=300)
-    assert process.returncode == preemption.EXIT_PREEMPTED, stderr[-3000:]
-    saved = [int(p.name) for p in (interrupted / "checkpoints").iterdir() if p.name.isdigit()]
-    assert len(saved) == 1 and 4 <= saved[0] < STEPS, saved
-    assert f"saved step {saved[0]}" in stderr
-
-    history = loop.run(_config(tiny_corpus), interrupted)
-    assert history[-1]["step"] == STEPS
-    jax.tree.map(np.testing.assert_array_equal, _params_at(interrupted, STEPS), _params_at(reference, STEPS))
-
-
 def _poisoned_from(first_bad_step: int, last_bad_step: int):
     """The loop's input with a NaN sample in the batches of 0-based steps [first, last]."""
     def batches(config, *, start_batch, **options):
@@ -110,46 +83,66 @@ def test_diagnosis_names_the_first_non_finite_activation():
     assert message.startswith("activation ['frontend']"), message
 
 
-def test_killed_at_random_moments_the_resumed_run_ends_bit_identical(tiny_corpus, tmp_path):
-    """SIGKILL inside a save, then at a random moment (a step, a log line or a save), resuming each
-    time: the final state equals an uninterrupted run's and metrics.jsonl records each step once.
-    While the first trainer runs, a second one on its workdir is refused at once, naming it; each
-    resumed run takes over the lock its killed predecessor left."""
-    steps = 6
-    config = _config(tiny_corpus, total_steps=steps, checkpoint_every_steps=2, log_every_steps=1, keep_checkpoints=2)
+def test_interrupted_every_way_the_resumed_run_ends_bit_identical(tiny_corpus, tmp_path):
+    """SIGKILL inside a save, SIGTERM after new progress (the run saves the step it reached and exits
+    75), then SIGKILL at a random moment (a step, a log line or a save), resuming each time: the final
+    state equals an uninterrupted run's and metrics.jsonl records each step once. While the first
+    trainer runs, a second one on its workdir is refused at once, naming it; each resumed run after a
+    SIGKILL takes over the lock its killed predecessor left."""
+    steps = 8
+    config = _config(tiny_corpus, total_steps=steps, checkpoint_every_steps=3, log_every_steps=1, keep_checkpoints=2)
     reference = tmp_path / "reference"
     loop.run(config, reference)
     interrupted = tmp_path / "interrupted"
     command = [sys.executable, "-m", "leaf_ssl.train", "--config", str(REPO / "configs/tiny.py"),
                "--workdir", str(interrupted), f"--config.data.train_shards={tiny_corpus / 'pretrain'}",
-               f"--config.train.total_steps={steps}", "--config.train.checkpoint_every_steps=2",
+               f"--config.train.total_steps={steps}", "--config.train.checkpoint_every_steps=3",
                "--config.train.log_every_steps=1", "--config.train.keep_checkpoints=2"]
     rng = np.random.default_rng(17)
-    kill_when = [_saving, lambda workdir, saved: _committed(workdir) - saved]  # mid-save; after new progress
+    def progressed(workdir, saved, logged, started):  # this process logged a step beyond what was saved
+        metrics = workdir / "metrics.jsonl"
+        return metrics.exists() and metrics.stat().st_mtime > started and _logged(workdir) > logged
+    interruptions = [(_saving, signal.SIGKILL), (progressed, signal.SIGTERM), (progressed, signal.SIGKILL)]
     stderrs = []
-    for run in range(len(kill_when) + 1):
-        saved = _committed(interrupted)
+    for run in range(len(interruptions) + 1):
+        saved, logged, started = _committed(interrupted), max(_committed(interrupted), default=0), time.time()
         process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        if run == len(kill_when):
+        if run == len(interruptions):
             stderrs.append(process.communicate(timeout=600)[1])
             assert process.returncode == 0, stderrs[-1][-3000:]
             break
+        condition, sent = interruptions[run]
         deadline = time.time() + 300
-        while not kill_when[run](interrupted, saved):
+        while not condition(interrupted, saved, logged, started):
             assert process.poll() is None and time.time() < deadline, process.communicate()[1][-3000:]
             time.sleep(0.005)
         if run == 0:
             with pytest.raises(workdir_lock.WorkdirLocked, match=rf"in use by another run \(host \S+, pid {process.pid},"):
                 loop.run(config, interrupted)
-        else:
-            time.sleep(rng.uniform(0.0, 1.0))
-        process.kill()
-        stderrs.append(process.communicate()[1])
-    assert all("taking over the stale lock" in stderr for stderr in stderrs[1:]), stderrs[-1][-3000:]
+        elif sent == signal.SIGKILL:
+            time.sleep(rng.uniform(0.0, 0.5))
+        process.send_signal(sent)
+        stderrs.append(process.communicate(timeout=300)[1])
+        if sent == signal.SIGTERM:
+            assert process.returncode == preemption.EXIT_PREEMPTED, stderrs[-1][-3000:]
+            reached = max(_committed(interrupted))
+            assert reached > logged and f"saved step {reached}" in stderrs[-1], stderrs[-1][-3000:]
+    assert all("taking over the stale lock" in stderrs[run] for run in (1, 3)), stderrs[-1][-3000:]
+    assert "taking over the stale lock" not in stderrs[2], "a preempted run releases its lock"
     jax.tree.map(np.testing.assert_array_equal, _params_at(interrupted, steps), _params_at(reference, steps))
     recorded = [json.loads(line)["step"] for line in (interrupted / "metrics.jsonl").read_text().splitlines()]
     assert recorded == list(range(1, steps + 1))
     assert not (interrupted / workdir_lock.LOCK_FILE).exists(), "the finished run released its lock"
+
+
+def _logged(workdir: Path) -> int:
+    """The last step in metrics.jsonl (0 before the first)."""
+    metrics = workdir / "metrics.jsonl"
+    lines = metrics.read_text().splitlines() if metrics.exists() else []
+    try:
+        return json.loads(lines[-1])["step"] if lines else 0
+    except (ValueError, KeyError):  # a line being written
+        return 0
 
 
 def _committed(workdir: Path) -> set[int]:
@@ -157,7 +150,7 @@ def _committed(workdir: Path) -> set[int]:
     return {int(p.name) for p in folder.iterdir() if p.name.isdigit()} if folder.exists() else set()
 
 
-def _saving(workdir: Path, saved: set[int]) -> bool:
+def _saving(workdir: Path, saved: set[int], logged: int, started: float) -> bool:
     """An orbax save is under way: its temporary step folder exists."""
     folder = workdir / "checkpoints"
     return folder.exists() and any("tmp" in p.name for p in folder.iterdir())
