@@ -23,7 +23,8 @@
 # all five; gpu: leaf,random leaf,mel mel), SUPERVISED (1: also the supervised rows; gpu default
 # 0), FLOORS (untrained and/or untrained_bn; gpu default untrained), and for gpu STEPS (500),
 # BATCH (256), PRETRAIN_HOURS (4), CORPUS_SCALE (small) and EXTRA_FLAGS (more training flags,
-# e.g. for a smoke run).
+# e.g. for a smoke run); for every preset PROBE_FLAGS (more probe flags, e.g. a shorter recipe for
+# a smoke run: "--epochs 1 --min_steps 1").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PRESET="${1:-demo}"
@@ -91,12 +92,14 @@ read -r -a VARIANTS <<< "${VARIANTS:-$ALL_VARIANTS}"
 SUPERVISED="${SUPERVISED:-$DEFAULT_SUPERVISED}"
 FLOORS=" ${FLOORS:-$DEFAULT_FLOORS} "
 
+read -r -a PROBE_EXTRA <<< "${PROBE_FLAGS:-}"
 probe_all() {  # probe_all CKPT RESULTS_DIR [more probe flags]: the tasks without a result, in one call
   local missing=()
   for task in "${TASKS[@]}"; do [[ -f "$2/$task.json" ]] || missing+=(--task "$task"); done
   if (( ! ${#missing[@]} )); then echo "== $1: probed already"; return; fi
   echo "== probing $1"
-  "$PYTHON" -m leaf_ssl.probe --ckpt "$1" "${missing[@]}" "${TASK_FLAGS[@]}" --workdir "$2" --seeds "$SEEDS" "${@:3}"
+  "$PYTHON" -m leaf_ssl.probe --ckpt "$1" "${missing[@]}" "${TASK_FLAGS[@]}" --workdir "$2" --seeds "$SEEDS" \
+    "${PROBE_EXTRA[@]}" "${@:3}"
 }
 
 started=$SECONDS

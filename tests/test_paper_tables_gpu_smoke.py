@@ -21,7 +21,7 @@ def test_gpu_preset_trains_probes_and_tables_at_smoke_size(tiny_corpus, tmp_path
     out = tmp_path / "tables"
     env = dict(os.environ, PYTHON=sys.executable, OUT=str(out), DEMO_CORPUS=str(tiny_corpus), CORPUS_SCALE="tiny",
                PRETRAIN_HOURS="0", STEPS="2", BATCH="8", SEEDS="1", VARIANTS="leaf,random",
-               EXTRA_FLAGS=SMOKE_FLAGS)
+               EXTRA_FLAGS=SMOKE_FLAGS, PROBE_FLAGS="--epochs 1 --min_steps 1")
     # one variant of the three keeps the suite short; the others differ only in their config file
     completed = subprocess.run(["bash", str(REPO / "launch" / "paper_tables.sh"), "gpu"], cwd=REPO, env=env,
                                capture_output=True, text=True, timeout=900)
