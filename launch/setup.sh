@@ -49,13 +49,14 @@ if [ ! -x .venv/bin/python ]; then
   echo "[setup] creating .venv with $($PYTHON --version)"
   "$PYTHON" -m venv .venv
 fi
-# The editable install is redone only when pyproject.toml (or the HEAR clients' list) changed since the last one: re-running
+# The editable install (at the versions of launch/constraints.txt, the ones the suite last passed
+# with) is redone only when pyproject.toml or a version list changed since the last one: re-running
 # pip would rewrite the package's .pth file under any Python process importing it meanwhile.
 STAMP=.venv/leaf_ssl_pyproject.sha256
 if ! sha256sum --status -c "$STAMP" 2>/dev/null; then
   .venv/bin/python -m pip install -q --upgrade pip
-  .venv/bin/python -m pip install -q -e ".[test,peer]"
+  .venv/bin/python -m pip install -q -c launch/constraints.txt -e ".[test,peer]"
   .venv/bin/python -m pip install -q --no-deps --ignore-requires-python -r launch/hear_clients.txt
-  sha256sum pyproject.toml launch/hear_clients.txt > "$STAMP"
+  sha256sum pyproject.toml launch/constraints.txt launch/hear_clients.txt > "$STAMP"
 fi
 echo "[setup] ready: $(.venv/bin/python -c 'import jax, flax; print("jax", jax.__version__, "flax", flax.__version__)')"
