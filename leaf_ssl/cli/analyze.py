@@ -29,6 +29,7 @@ from pathlib import Path
 import jax.numpy as jnp
 import numpy as np
 
+from leaf_ssl.cli import config_overrides
 from leaf_ssl.data.audio import SAMPLE_RATE, BadAudioError, decode_audio
 from leaf_ssl.frontends.figures import draw_outputs, write_figures
 from leaf_ssl.frontends.mel import MelFilterbank
@@ -36,7 +37,7 @@ from leaf_ssl.inference.embedder import Embedder
 from leaf_ssl.evaluation.probe import describe_model
 from leaf_ssl.frontends.inspect import (DEFAULT_SHIFT_THRESHOLD, filters_report, format_summary,
                                         frame_centre_seconds, frontend_filters)
-from leaf_ssl.inference.frozen_model import FrozenModel, load_frozen_model
+from leaf_ssl.inference.frozen_model import RANDOM_PREFIX, FrozenModel
 from leaf_ssl.training.checkpointing import CheckpointError
 
 
@@ -64,7 +65,8 @@ def unique_labels(labels: list[str]) -> list[str]:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m leaf_ssl.analyze", description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+                                     formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     epilog=config_overrides.EPILOG)
     parser.add_argument("--ckpt", action="append", required=True,
                         help="a run workdir, checkpoints/ folder, step folder or random:<config> (repeatable)")
     parser.add_argument("--label", action="append",
@@ -74,7 +76,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                                        "order of centre frequency, under a log-mel of the same clip")
     parser.add_argument("--threshold", type=float, default=DEFAULT_SHIFT_THRESHOLD,
                         help="relative centre shift from mel counted as moved (default 0.1 = 10%%)")
-    return parser.parse_args(argv)
+    args, args.config_overrides = config_overrides.parse_args_and_overrides(parser, argv)
+    return args
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -82,7 +85,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.label and len(args.label) != len(args.ckpt):
         sys.exit(f"error: {len(args.label)} --label for {len(args.ckpt)} --ckpt: give one per checkpoint or none")
     try:
-        models = [load_frozen_model(spec) for spec in args.ckpt]
+        models = [config_overrides.load_model(spec, args.config_overrides if spec.startswith(RANDOM_PREFIX) else [])
+                  for spec in args.ckpt]
     except CheckpointError as error:
         sys.exit(f"error: {error}")
     labels = unique_labels(args.label or [default_label(frozen) for frozen in models])

@@ -30,7 +30,8 @@ import json
 import sys
 from pathlib import Path
 
-from leaf_ssl.inference.embedder import load
+from leaf_ssl.cli import config_overrides
+from leaf_ssl.inference.embedder import Embedder
 from leaf_ssl.inference.files import REPORT_NAME, InputError, embed_files, find_audio_files
 from leaf_ssl.inference.windows import DEFAULT_BATCH_SIZE, FRAME_HOP_SECONDS, hop_samples
 from leaf_ssl.training.checkpointing import CheckpointError
@@ -38,7 +39,8 @@ from leaf_ssl.training.checkpointing import CheckpointError
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m leaf_ssl.embed", description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+                                     formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     epilog=config_overrides.EPILOG)
     parser.add_argument("inputs", nargs="+", metavar="INPUT", help="audio files and folders (recursive)")
     parser.add_argument("--ckpt", required=True, help="a run workdir, checkpoints/ folder, step folder or "
                                                       "random:<config>")
@@ -49,7 +51,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--hop_ms", type=float, default=FRAME_HOP_SECONDS * 1000,
                         help="hop between frame embeddings in ms (default %(default)g)")
     parser.add_argument("--batch", type=int, default=DEFAULT_BATCH_SIZE, help="windows per embedding call")
-    return parser.parse_args(argv)
+    args, args.config_overrides = config_overrides.parse_args_and_overrides(parser, argv)
+    return args
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -57,7 +60,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         hop_samples(args.hop_ms / 1000)
         files, passed_over = find_audio_files(args.inputs)
-        embedder = load(args.ckpt, batch_size=args.batch)
+        embedder = Embedder(config_overrides.load_model(args.ckpt, args.config_overrides), batch_size=args.batch)
     except (InputError, CheckpointError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)

@@ -27,16 +27,17 @@ import logging
 import sys
 from pathlib import Path
 
+from leaf_ssl.cli import config_overrides
 from leaf_ssl.inference.features import FEATURES
 from leaf_ssl.evaluation import batch_norm, linear, probe, tasks
-from leaf_ssl.inference import frozen_model
 from leaf_ssl.training.checkpointing import CheckpointError
 
 logger = logging.getLogger(__name__)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m leaf_ssl.probe", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m leaf_ssl.probe", description=__doc__.split("\n\n")[0],
+                                     epilog=config_overrides.EPILOG)
     parser.add_argument("--ckpt", required=True, help="run workdir, its checkpoints/ folder, a step folder, "
                                                       "or random:<config file>[:<args>]")
     parser.add_argument("--task", required=True, action="append",
@@ -67,7 +68,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--bn_data", help="shards to re-estimate from (default: the config's data.train_shards)")
     parser.add_argument("--no_tensorboard", action="store_true",
                         help="do not add the scores to the run's TensorBoard events (<run>/tensorboard)")
-    return parser.parse_args(argv)
+    args, args.config_overrides = config_overrides.parse_args_and_overrides(parser, argv)
+    return args
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -80,7 +82,7 @@ def main(argv: list[str] | None = None) -> None:
         # every task is resolved before any work, so a typo in the last one costs nothing
         task_list = [tasks.resolve_task(spec, data_dir=args.data_dir, tfds_data_dir=args.tfds_data_dir)
                      for spec in args.task]
-        frozen = frozen_model.load_frozen_model(args.ckpt)
+        frozen = config_overrides.load_model(args.ckpt, args.config_overrides)
     except (tasks.TaskError, CheckpointError) as error:
         sys.exit(f"error: {error}")
     if args.bn_batches:

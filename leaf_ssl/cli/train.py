@@ -21,6 +21,7 @@ import sys
 from absl import app, flags, logging
 from ml_collections import config_flags
 
+from leaf_ssl.cli import config_overrides
 from leaf_ssl.model import configuration
 from leaf_ssl.training import checkpointing, distributed, loop, preemption, workdir_lock
 
@@ -46,15 +47,9 @@ def parse_flags(argv: list[str]) -> list[str]:
     (ml_collections would print a traceback) and exit status 2, as for any usage error."""
     try:
         return flags.FLAGS(argv)
-    except flags.Error as error:
-        lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-        reason = f"{lines[0]} {lines[-1]}" if len(lines) > 1 else lines[0]
-    except (AttributeError, KeyError) as error:  # config_flags' override of a field the config lacks
-        overrides = [arg.split("=")[0] for arg in argv[1:] if arg.startswith("--config.")]
-        missing = str(error).strip('"')  # KeyError quotes its message
-        reason = f"no such config field in {' / '.join(overrides)}: {missing}"
-    print(f"error: {reason}", file=sys.stderr)
-    sys.exit(2)
+    except config_overrides.PARSE_ERRORS as error:
+        print(f"error: {config_overrides.parse_error_reason(error, argv)}", file=sys.stderr)
+        sys.exit(2)
 
 
 def main(argv, *, batches: loop.BatchSource = loop.input_batches):

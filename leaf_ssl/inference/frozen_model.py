@@ -30,7 +30,7 @@ import json
 import logging
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import jax
 import ml_collections
@@ -84,10 +84,20 @@ class FrozenModel:
         return build.crop_samples(self.config)
 
 
-def load_frozen_model(spec: str) -> FrozenModel:
-    """Restores `spec` (see module docstring). Raises CheckpointError with a readable reason."""
+ConfigChange = Callable[[ml_collections.ConfigDict], ml_collections.ConfigDict]
+
+
+def load_frozen_model(spec: str, *, configure: ConfigChange | None = None) -> FrozenModel:
+    """Restores `spec` (see module docstring). Raises CheckpointError with a readable reason.
+
+    configure: for a `random:` spec, changes its config before the model is built (the command
+    lines' `--config.x=y` overrides); a checkpoint's architecture is its own, so refused there.
+    """
     if spec.startswith(RANDOM_PREFIX):
-        return untrained_model(spec)
+        return untrained_model(spec, configure)
+    if configure is not None:
+        raise checkpointing.CheckpointError(f"config overrides apply to {RANDOM_PREFIX} specs only, not to the "
+                                            f"checkpoint {spec}, whose architecture is saved with it")
     path = _as_path(spec)
     if not path.exists():
         raise checkpointing.CheckpointError(f"checkpoint path {path} does not exist")
@@ -124,10 +134,13 @@ def _as_path(spec: str) -> epath.Path:
     return checkpointing.resolve_dir(spec if "://" in spec else os.path.expanduser(spec))
 
 
-def untrained_model(spec: str) -> FrozenModel:
-    """The `random:<config file>[:<args>]` floor: the initial variables of a run of that config."""
+def untrained_model(spec: str, configure: ConfigChange | None = None) -> FrozenModel:
+    """The `random:<config file>[:<args>]` floor: the initial variables of a run of that config
+    (changed by `configure` first, if given)."""
     config = load_config_spec(spec[len(RANDOM_PREFIX):])
     try:
+        if configure is not None:
+            config = configure(config)
         config = build.resolve_supervised_task(config)
     except (OSError, ValueError) as error:
         raise checkpointing.CheckpointError(f"{spec}: {error}") from error
