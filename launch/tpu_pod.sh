@@ -23,7 +23,7 @@ Commands, in the order of a first run:
   setup          Copy this working tree (tracked files and untracked files git does not
                  ignore, so uncommitted edits too) to ~/leaf_ssl on every worker, and install
                  it in ~/leaf_ssl/.venv: Python (--python) fetched by uv, then
-                 `pip install -e ".[tpu]"`. Refused while training runs. Run it again
+                 `pip install -c launch/constraints.txt -e ".[tpu]"`. Refused while training runs. Run it again
                  after changing the code; the virtual environment is kept, so it is quick.
   train TRAIN_FLAGS...
                  Start `python -m leaf_ssl.train TRAIN_FLAGS --distributed=on` on every worker,
@@ -357,7 +357,7 @@ worker_setup() {  # worker_setup PYTHON_VERSION: run from the freshly unpacked t
   if [ "$(.venv/bin/python -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)" != "$python_version" ]; then
     rm -rf .venv && "$uv" venv --quiet --python "$python_version" .venv || return 1
   fi
-  "$uv" pip install --quiet --python .venv/bin/python -e ".[tpu]" || return 1
+  "$uv" pip install --quiet --python .venv/bin/python -c launch/constraints.txt -e ".[tpu]" || return 1
   # Only versions: touching the TPU here would need every worker's process at once.
   echo "[worker $(worker_number)] ready: $(.venv/bin/python -c 'import sys, jax, leaf_ssl
 print("Python", sys.version.split()[0], "jax", jax.__version__)')"

@@ -201,7 +201,7 @@ def test_setup_then_train_restarts_every_worker_after_a_preemption(pod):
         assert (home / "leaf_ssl" / "launch" / "tpu_pod.sh").is_file()
         assert (home / "leaf_ssl" / "leaf_ssl" / "train.py").is_file() and (home / "leaf_ssl" / ".venv").is_dir()
         assert not (home / "leaf_ssl.new").exists() and not (home / "leaf_ssl_code.tar.gz").exists()
-    assert "pip install --quiet --python .venv/bin/python -e . jax[tpu]" in (root / "uv_calls").read_text()
+    assert "pip install --quiet --python .venv/bin/python -c launch/constraints.txt -e .[tpu]" in (root / "uv_calls").read_text()
     (root / "worker0" / "leaf_ssl" / ".venv" / "kept").touch()
     assert tpu_pod(env, "setup").returncode == 0  # a code update keeps the virtual environment
     assert (root / "worker0" / "leaf_ssl" / ".venv" / "kept").exists()
