@@ -173,6 +173,17 @@ def test_peer_without_torch_says_how_to_install_it(without_torch):
         peer.speechbrain_leaf_step(np.zeros((1, 15360), np.float32), 8, "cpu", threads=1)
 
 
+def test_step_peer_without_torch_says_how_to_install_it(without_torch):
+    with pytest.raises(peer.PeerUnavailable, match="torch cannot be imported.*pip install torch"):
+        peer.torch_cola_step(np.zeros((1, 15360), np.float32), np.zeros((1, 15360), np.float32), "mel", 8, "float32",
+                             "cpu", threads=1)
+
+
+def test_step_benchmark_takes_the_torch_peer_only():
+    with pytest.raises(SystemExit, match="--what step takes --peer torch, not --peer speechbrain"):
+        bench_command.main(["--what", "step", "--peer", "speechbrain"])
+
+
 def test_frontend_benchmark_skips_a_missing_peer_and_says_why(tmp_path, capsys, without_torch):
     report = run_bench(tmp_path, "--what", "frontend", "--cases", "mel", "--batch", "2", "--repeats", "1",
                        "--peer", "speechbrain")

@@ -11,15 +11,16 @@ import statistics
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from leaf_ssl.bench import input_pipeline, learning, peer
+from leaf_ssl.bench import breakdown, input_pipeline, learning, peer
 from leaf_ssl.bench.host import CpuMeter, Usage, busy_and_waiting, pin_process, usable_cores
+from leaf_ssl.encoders import factory as encoder_presets
 from leaf_ssl.frontends import Leaf, MelFilterbank, SincNet, SincNetPlus
 from leaf_ssl.frontends.framing import window_and_stride_samples
 from leaf_ssl.frontends.leaf import GaborFilterbank, squared_modulus
@@ -185,8 +186,18 @@ def bench_frontends(args: Options) -> list[dict]:
     return rows
 
 
-def _train_step_case(frontend: str, n_filters: int, encoder_dtype: str, pairs_per_device: int, remat: bool,
-                     pooling_impl: str = "auto"):
+class StepCase(NamedTuple):
+    step: Callable          # the jitted train step
+    state: Any              # its initial state, replicated on the local devices
+    batch: dict             # {'anchor', 'positive'}: random crops, sharded over the devices
+    devices: int
+    model: nn.Module
+    optimizer: Any
+    config: Any             # the ConfigDict it was built from
+
+
+def train_step_case(frontend: str, n_filters: int, encoder_dtype: str, pairs_per_device: int, remat: bool,
+                    pooling_impl: str = "auto", encoder: str = "efficientnet_b0") -> StepCase:
     """A jitted COLA step, its initial state and an on-device batch, built as the trainer builds them."""
     from jax.sharding import NamedSharding, PartitionSpec
     from leaf_ssl.model import build, configuration
@@ -194,9 +205,10 @@ def _train_step_case(frontend: str, n_filters: int, encoder_dtype: str, pairs_pe
     from leaf_ssl.training import trainer
 
     config = configuration.pretraining_config()
-    config.frontend = {"name": frontend} if frontend == "mel" else {"name": frontend, "n_filters": n_filters}
+    config.frontend = {"name": frontend, "n_filters": n_filters}
     if pooling_impl != "auto":  # a frontend without the field (mel, sincnet) fails in make_frontend, by name
         config.frontend["pooling_impl"] = pooling_impl
+    config.encoder = configuration.encoder_config(encoder)
     config.encoder.dtype = encoder_dtype
     config.model.remat_frontend = remat
     mesh = trainer.make_mesh(jax.local_devices())
@@ -210,7 +222,7 @@ def _train_step_case(frontend: str, n_filters: int, encoder_dtype: str, pairs_pe
     sharding = NamedSharding(mesh, PartitionSpec(trainer.DATA_AXIS))
     batch = {"anchor": jax.device_put(waveform, sharding), "positive": jax.device_put(waveform * 0.9, sharding)}
     step = trainer.make_train_step(model, optimizer, schedule, mesh, build.train_objective(config))
-    return step, state, batch, mesh.size
+    return StepCase(step, state, batch, mesh.size, model, optimizer, config)
 
 
 def _xla_temp_gib(compiled) -> float | None:
@@ -224,33 +236,116 @@ def _peak_memory_gib() -> float | None:
     return None if peak is None else peak / 2**30
 
 
-def bench_train_step(args: Options) -> list[dict]:
-    """The whole train step per encoder dtype; one row per dtype."""
-    rows = []
-    for dtype in args.dtypes.split(","):
-        step, state, batch, devices = _train_step_case(args.frontend, args.n_filters, dtype, args.pairs_per_device,
-                                                       args.remat_frontend, args.pooling_impl)
-        compiled = step.lower(state, batch).compile()
-        flops, bytes_accessed = xla_cost(compiled)
+def _step_case(args: Options, dtype: str) -> StepCase:
+    return train_step_case(args.frontend, args.n_filters, dtype, args.pairs_per_device, args.remat_frontend,
+                           args.pooling_impl, args.encoder)
 
-        state, _ = compiled(state, batch)  # warm-up
-        jax.block_until_ready(state)
-        durations = []
-        for _ in range(args.repeats):
-            start = time.perf_counter()
-            state, metrics = compiled(state, batch)
-            jax.block_until_ready(metrics)
-            durations.append(time.perf_counter() - start)
-        seconds = statistics.median(durations)
-        crops = 2 * args.pairs_per_device * devices
-        variant = ("_remat" if args.remat_frontend else "") + (
-            f"_pool_{args.pooling_impl}" if args.pooling_impl != "auto" else "")
-        rows.append({"case": f"step_{args.frontend}_{dtype}{variant}", "batch": crops, "n_filters": args.n_filters,
-                     "ms": 1e3 * seconds, "crops_per_s": crops / seconds,
-                     "gflop_per_step": flops / 1e9, "tflop_per_s": flops / seconds / 1e12,
-                     "gb_accessed_per_step": bytes_accessed / 1e9, "xla_temp_gib": _xla_temp_gib(compiled),
-                     "peak_memory_gib": _peak_memory_gib()})
+
+def _compiled_step(case: StepCase):
+    """The case's step compiled, and XLA's facts of it."""
+    compiled = case.step.lower(case.state, case.batch).compile()
+    flops, bytes_accessed = xla_cost(compiled)
+    return compiled, {"gflop_per_step": flops / 1e9, "gb_accessed_per_step": bytes_accessed / 1e9,
+                      "xla_temp_gib": _xla_temp_gib(compiled)}
+
+
+def _our_step_call(args: Options, dtype: str):
+    """(a call running one of our train steps and waiting for it, XLA's facts of the compiled step,
+    crops per step, the step's batch on the host)."""
+    case = _step_case(args, dtype)
+    compiled, facts = _compiled_step(case)
+    batch, devices = case.batch, case.devices
+    holder = {"state": case.state}
+
+    def train_step() -> None:
+        holder["state"], metrics = compiled(holder["state"], batch)
+        jax.block_until_ready(metrics)
+
+    host_batch = {name: np.asarray(jax.device_get(value)) for name, value in batch.items()}
+    return train_step, facts, 2 * args.pairs_per_device * devices, host_batch
+
+
+def _step_breakdown(args: Options, dtype: str) -> list[dict]:
+    """`breakdown.step_parts` of one device's step, then the parts' sum and the whole step's row."""
+    case = _step_case(args, dtype)
+    _, whole_step = _compiled_step(case)
+    from leaf_ssl.model import build
+    model = build.build_model(case.config, data_parallel=False)
+    device = jax.local_devices()[0]
+    local = lambda tree: jax.tree.map(lambda x: jax.device_put(x.addressable_shards[0].data, device), tree)
+    state, batch = local(case.state), local(case.batch)
+    rows = breakdown.step_parts(model, case.optimizer, state.params, state.batch_stats, batch["anchor"],
+                                batch["positive"])
+    rows.append({"part": "sum of the parts", "gflop": sum(row["gflop"] for row in rows),
+                 "gb_accessed": sum(row["gb_accessed"] for row in rows)})
+    rows.append({"part": "whole step", "gflop": whole_step["gflop_per_step"],
+                 "gb_accessed": whole_step["gb_accessed_per_step"]})
+    for row in rows:
+        row["gb_share_of_step"] = row["gb_accessed"] / whole_step["gb_accessed_per_step"]
+    return [{"case": f"{args.frontend}_{args.encoder}_{dtype}", **row} for row in rows]
+
+
+def bench_train_step(args: Options) -> list[dict]:
+    """The whole train step per encoder dtype (and the PyTorch peer's, with --peer torch, on the same
+    batch, taking turns with ours); one row per dtype and side. With --breakdown, instead XLA's cost
+    of each part of the step (`leaf_ssl.bench.breakdown`), per dtype, without timing."""
+    if args.peer not in (None, "torch"):
+        raise SystemExit(f"error: --what step takes --peer torch, not --peer {args.peer}")
+    if args.breakdown:
+        rows = []
+        for dtype in args.dtypes.split(","):
+            rows += _step_breakdown(args, dtype)
+        return rows
+    calls, facts, crops, host_batch = {}, {}, 0, None
+    variant = ("_remat" if args.remat_frontend else "") + (
+        f"_pool_{args.pooling_impl}" if args.pooling_impl != "auto" else "")
+    dtypes = args.dtypes.split(",")
+    for dtype in dtypes:
+        name = f"step_{args.frontend}_{dtype}{variant}"
+        calls[name], facts[name], crops, host_batch = _our_step_call(args, dtype)
+    if args.peer:
+        cores = len(usable_cores())
+        for dtype in dtypes:
+            try:
+                calls[f"peer_torch_{args.frontend}_{dtype}"] = peer.torch_cola_step(
+                    host_batch["anchor"], host_batch["positive"], args.frontend, args.n_filters, dtype,
+                    jax.devices()[0].platform, threads=cores, **encoder_presets.ENCODERS[args.encoder])
+            except peer.PeerUnavailable as error:
+                print(f"peer torch ({dtype}) skipped: {error}", file=sys.stderr)
+    usages = time_interleaved(calls, args.repeats)
+    peak = _peak_memory_gib()  # of every case run so far: per case only with one dtype
+    rows = []
+    for name, usage in usages.items():
+        seconds = statistics.median(one.wall_s for one in usage)
+        row = {"case": name, "batch": crops, "n_filters": args.n_filters, "ms": 1e3 * seconds,
+               "crops_per_s": crops / seconds, **busy_and_waiting(usage)}
+        if name in facts:
+            row.update(gflop_per_step=facts[name]["gflop_per_step"],
+                       tflop_per_s=facts[name]["gflop_per_step"] / seconds / 1e3,
+                       gb_accessed_per_step=facts[name]["gb_accessed_per_step"],
+                       xla_temp_gib=facts[name]["xla_temp_gib"], peak_memory_gib=peak)
+        rows.append(row)
+    for dtype in dtypes:
+        peer_row = next((row for row in rows if row["case"] == f"peer_torch_{args.frontend}_{dtype}"), None)
+        if peer_row is not None:
+            ours = next(row for row in rows if row["case"] == f"step_{args.frontend}_{dtype}{variant}")
+            ours["vs_peer"] = ours["crops_per_s"] / peer_row["crops_per_s"]
+            peer_row["vs_peer"] = 1.0
     return rows
+
+
+def bench_collectives(args: Options) -> list[dict]:
+    """What the compiled step moves between devices, per device and step (from its optimised HLO):
+    one row per kind of collective, next to the parameters' size. Needs several devices: on a CPU host,
+    XLA_FLAGS=--xla_force_host_platform_device_count=8."""
+    case = _step_case(args, args.dtypes.split(",")[0])
+    if case.devices < 2:
+        raise SystemExit("error: --what collectives needs several devices (on a CPU host: "
+                         "XLA_FLAGS=--xla_force_host_platform_device_count=8)")
+    compiled = case.step.lower(case.state, case.batch).compile()
+    param_mb = sum(leaf.size * leaf.dtype.itemsize for leaf in jax.tree.leaves(case.state.params)) / 1e6
+    return [{"devices": case.devices, "pairs_per_device": args.pairs_per_device, **row, "param_mb": param_mb}
+            for row in breakdown.collective_bytes(compiled.as_text())]
 
 
 def bench_checkpoint(args: Options) -> list[dict]:
@@ -259,7 +354,7 @@ def bench_checkpoint(args: Options) -> list[dict]:
     import tempfile
     from leaf_ssl.training import checkpointing
 
-    _, state, _, _ = _train_step_case(args.frontend, args.n_filters, "float32", 1, remat=False)
+    state = train_step_case(args.frontend, args.n_filters, "float32", 1, remat=False).state
     jax.block_until_ready(state)
     megabytes = sum(leaf.nbytes for leaf in jax.tree.leaves(state)) / 1e6
     abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding), state)
@@ -301,10 +396,11 @@ BENCHMARKS: dict[str, Callable[[Options], list[dict]]] = {
     "step": bench_train_step,
     "input": input_pipeline.bench_input,
     "checkpoint": bench_checkpoint,
+    "collectives": bench_collectives,
     "learning": bench_learn,
 }
-NOT_IN_ALL = ("learning",)
-"""Benchmarks `--what all` leaves out: they train for minutes."""
+NOT_IN_ALL = ("learning", "collectives")
+"""Benchmarks `--what all` leaves out: learning trains for minutes, collectives needs several devices."""
 
 
 def _format_cell(value) -> str:
@@ -318,6 +414,13 @@ def print_table(rows: list[dict]) -> None:
     print("".join(f"{column:>22}" for column in columns))
     for row in rows:
         print("".join(f"{_format_cell(row.get(column)):>22}" for column in columns))
+
+
+def markdown_table(rows: list[dict]) -> str:
+    columns = list(dict.fromkeys(column for row in rows for column in row))
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(_format_cell(row.get(column)) for column in columns) + " |" for row in rows]
+    return "\n".join(lines)
 
 
 def environment() -> dict[str, str]:

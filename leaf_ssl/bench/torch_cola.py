@@ -153,17 +153,30 @@ def spec_augment(features: torch.Tensor, masks: int, width: int, axis: int, gene
     return features.masked_fill(hidden.view(shape), 0.0)
 
 
+class LogMel(nn.Module):
+    """`log_mel` as a module (no parameters)."""
+
+    def __init__(self, n_filters: int = 40, n_fft: int = 512):
+        super().__init__()
+        self.n_filters, self.n_fft = n_filters, n_fft
+
+    def forward(self, waveform):
+        return log_mel(waveform, n_filters=self.n_filters, n_fft=self.n_fft)
+
+
 class Cola(nn.Module):
-    """Log-mel -> EfficientNet -> Dense -> LayerNorm -> tanh -> similarity: COLA's bilinear one
-    (no temperature), or 'dot': cosine / temperature."""
+    """Frontend (log-mel unless given) -> EfficientNet -> Dense -> LayerNorm -> tanh -> similarity:
+    COLA's bilinear one (no temperature), or 'dot': cosine / temperature.
+
+    frontend: any module (batch, samples) -> (batch, frames, channels), e.g. SpeechBrain's Leaf."""
 
     def __init__(self, *, width=1.0, depth=1.0, drop_path_rate=0.2, pooling="max", bn_momentum=0.99,
                  embedding_dim=512, mel_filters=40, n_fft=512, similarity="bilinear", temperature=0.1,
-                 freq_masks=2, freq_mask_width=10, time_masks=2, time_mask_width=10):
+                 freq_masks=2, freq_mask_width=10, time_masks=2, time_mask_width=10, frontend=None):
         super().__init__()
         if similarity not in ("bilinear", "dot"):
             raise ValueError(f"unknown similarity {similarity!r}")
-        self.mel = {"n_filters": mel_filters, "n_fft": n_fft}
+        self.frontend = frontend if frontend is not None else LogMel(mel_filters, n_fft)
         self.similarity, self.temperature = similarity, temperature
         self.encoder = EfficientNet(width, depth, drop_path_rate, pooling, bn_momentum)
         self.projection = nn.Linear(self.encoder.output_dim, embedding_dim)
@@ -176,10 +189,10 @@ class Cola(nn.Module):
         self.masks = (freq_masks, freq_mask_width, time_masks, time_mask_width)
 
     def encode(self, waveform):
-        return self.encoder(log_mel(waveform, **self.mel))
+        return self.encoder(self.frontend(waveform))
 
     def forward(self, anchor, positive, generator):
-        features = log_mel(torch.cat([anchor, positive]), **self.mel)
+        features = self.frontend(torch.cat([anchor, positive]))
         batch = anchor.shape[0]
         freq_masks, freq_width, time_masks, time_width = self.masks
         positive_features = spec_augment(features[batch:], freq_masks, freq_width, 2, generator)

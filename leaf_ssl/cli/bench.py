@@ -1,4 +1,4 @@
-"""`python -m leaf_ssl.bench --what frontend|step|input|checkpoint|learning|all [...]`.
+"""`python -m leaf_ssl.bench --what frontend|step|input|checkpoint|collectives|learning|all [...]`.
 
 Each benchmark is a function in `bench.suite.BENCHMARKS` (keyed by the `--what` name) that takes the parsed
 arguments and returns rows of results; `main` prints them as a table and optionally writes them as JSON
@@ -25,11 +25,20 @@ arguments and returns rows of results; `main` prints them as a table and optiona
             TFLOP/s, the peak device memory where the backend reports it, and XLA's own estimate of the
             step's temporary buffers (`xla_temp_gib`, from the compiled step's memory analysis: known
             before the step runs, on every backend). `--pooling_impl` picks LEAF's lowpass path.
+            `--peer torch` adds the PyTorch COLA step (`leaf_ssl.bench.torch_cola`: SpeechBrain's Leaf
+            for --frontend leaf, a log-mel for mel; EfficientNet-B0, COLA's head, AdamW; bfloat16 under
+            autocast) on the same batch, taking turns with ours, and a `vs_peer` column per dtype.
+            `--breakdown` instead reports XLA's FLOPs and bytes of each part of the step
+            (`leaf_ssl.bench.breakdown`: frontend, encoder forward and backward, head and loss, optimizer).
   input:    the tf.data pretraining pipeline alone, in crops per second per CPU core, at 1 thread and at
             every core (`--threads`); see `leaf_ssl.bench.input_pipeline`.
   checkpoint: the paper-shape train state (`--frontend`, `--n_filters`, B0, AdamW) through the run's
             checkpoint store: save (with its digests, until on disk) and restore (with their check), and
             the SHA-256 digests alone; `digest_share` is the digests' part of each.
+  collectives: what the compiled multi-device step moves between devices, per device and step, read
+            from its optimised HLO (all-reduce, all-gather, ...: count and MB), next to the parameters'
+            MB; the input of the scaling model in docs/performance.md. Needs several devices (on a
+            CPU host: XLA_FLAGS=--xla_force_host_platform_device_count=8).
   learning: learning parity with an independent PyTorch COLA (`--peer torch`): for each finished run
             (`--run`, repeated: one per seed; mel frontend), the peer trains on the run's own batches
             with its recipe, then both are probed on `--tasks` by the same probe code; contrastive
@@ -51,6 +60,7 @@ import jax
 from leaf_ssl.bench.host import usable_cores
 from leaf_ssl.bench import suite
 from leaf_ssl.bench.suite import LEAF_STAGES, environment, frontend_cases, print_table
+from leaf_ssl.encoders.factory import ENCODERS
 from leaf_ssl.frontends.pooling import POOLING_IMPLS
 
 
@@ -68,7 +78,11 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help=f"frontend: also time each LEAF case's first stages ({', '.join(LEAF_STAGES)})")
     parser.add_argument("--pairs_per_device", type=int, default=256, help="step: pairs per device")
     parser.add_argument("--frontend", default="leaf", help="step: leaf | sincnet | sincnet_plus | mel")
+    parser.add_argument("--encoder", choices=sorted(ENCODERS), default="efficientnet_b0",
+                        help="step, collectives: the encoder preset (the peer's EfficientNet takes its width and depth)")
     parser.add_argument("--dtypes", default="float32,bfloat16", help="step: encoder dtypes, comma-separated")
+    parser.add_argument("--breakdown", action="store_true",
+                        help="step: XLA's FLOPs and bytes of each part of the step instead of timing it")
     parser.add_argument("--remat_frontend", action="store_true", help="step: recompute the frontend in backward")
     parser.add_argument("--pooling_impl", choices=POOLING_IMPLS, default="auto",
                         help="step: the Gaussian lowpass path of LEAF / SincNet+ (auto: the backend's default)")
@@ -101,7 +115,8 @@ def main(argv=None) -> None:
         rows = suite.BENCHMARKS[name](args)
         where = f"the host CPU ({len(usable_cores())} cores)" if name == "input" else \
             f"{device.platform} ({device.device_kind})"
-        summary = "mean ± std over runs" if name == "learning" else f"median of {args.repeats}"
+        summary = ("mean ± std over runs" if name == "learning" else
+                   "XLA's cost analysis, untimed" if name == "step" and args.breakdown else f"median of {args.repeats}")
         print(f"{name} on {where}, {summary}")
         print_table(rows)
         all_rows += [{"what": name, **row} for row in rows]

@@ -79,6 +79,8 @@ def build_model(config: ml_collections.ConfigDict, *, data_parallel: bool = True
         frontend=frontend,
         encoder=make_encoder(encoder_config),
         embedding_dim=config.model.embedding_dim,
+        # Runs saved before the field existed used COLA's head.
+        projection_head=config.model.get("projection_head", "cola"),
         similarity=config.model.similarity,
         temperature=config.model.temperature,
         **masks,

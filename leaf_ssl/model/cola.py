@@ -5,7 +5,8 @@ The model maps a waveform crop to an embedding and scores every (anchor, positiv
     features  = frontend(waveform)                      float32 (batch, frames, channels)
     features' = SpecAugment(features)                   positives only, training only
     h         = encoder(features')                      pooled, e.g. 1280-d for EfficientNet-B0
-    z         = tanh(LayerNorm(Dense_512(h)))
+    z         = tanh(LayerNorm(Dense_512(h)))              (projection_head='cola', COLA's)
+              | Dense_512(relu(LayerNorm(Dense_512(h))))  (projection_head='mlp', SimCLR-style)
     logits    = z_a W z_pᵀ            (similarity='bilinear', no temperature, as COLA)
               | z_a z_pᵀ / τ          (similarity='dot', on L2-normalised z; SimCLR-style)
 
@@ -23,6 +24,7 @@ from jax import lax
 from leaf_ssl.model import specaugment
 
 SIMILARITIES = ("bilinear", "dot")
+PROJECTIONS = ("cola", "mlp")
 
 
 class ColaModel(nn.Module):
@@ -32,6 +34,9 @@ class ColaModel(nn.Module):
       frontend: an audio frontend module, waveform (batch, samples) -> (batch, frames, channels).
       encoder: a module `(features, train) -> (batch, dim)` with BatchNorm in 'batch_stats'.
       embedding_dim: width of the projection head (512 in COLA).
+      projection_head: 'cola' (Dense, LayerNorm, tanh) or 'mlp' (a hidden ReLU layer, then a linear
+        output; for 'dot' only). A deeper head takes up more of the contrastive task's invariances,
+        leaving the pooled features the probe reads less collapsed (SimCLR, Chen et al. 2020).
       similarity: 'bilinear' (learnable W, no temperature) or 'dot' (cosine / temperature).
       temperature: used by 'dot' only.
       freq_masks, freq_mask_width, time_masks, time_mask_width: SpecAugment on positives;
@@ -43,6 +48,7 @@ class ColaModel(nn.Module):
     frontend: nn.Module
     encoder: nn.Module
     embedding_dim: int = 512
+    projection_head: str = "cola"
     similarity: str = "bilinear"
     temperature: float = 0.1
     freq_masks: int = 2
@@ -53,8 +59,15 @@ class ColaModel(nn.Module):
     def setup(self):
         if self.similarity not in SIMILARITIES:
             raise ValueError(f"unknown similarity {self.similarity!r}; valid: {SIMILARITIES}")
+        if self.projection_head not in PROJECTIONS:
+            raise ValueError(f"unknown projection head {self.projection_head!r}; valid: {PROJECTIONS}")
+        if self.projection_head == "mlp" and self.similarity != "dot":
+            # Its output is unbounded: only the cosine similarity is scale-free.
+            raise ValueError("projection_head='mlp' needs similarity='dot'")
         self.projection = nn.Dense(self.embedding_dim)
         self.projection_norm = nn.LayerNorm()
+        if self.projection_head == "mlp":
+            self.projection_out = nn.Dense(self.embedding_dim)
         if self.similarity == "bilinear":
             # COLA's bilinear layer is a bias-free Keras Dense, whose default init is Glorot uniform.
             self.bilinear = self.param("bilinear", nn.initializers.glorot_uniform(),
@@ -69,7 +82,10 @@ class ColaModel(nn.Module):
         return self._project(self.encode(waveform, train=train))
 
     def _project(self, pooled: jax.Array) -> jax.Array:
-        return jnp.tanh(self.projection_norm(self.projection(pooled.astype(jnp.float32))))
+        hidden = self.projection_norm(self.projection(pooled.astype(jnp.float32)))
+        if self.projection_head == "mlp":
+            return self.projection_out(nn.relu(hidden))
+        return jnp.tanh(hidden)
 
     def _augment(self, features: jax.Array) -> jax.Array:
         if self.freq_masks == 0 and self.time_masks == 0:

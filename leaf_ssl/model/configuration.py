@@ -36,6 +36,7 @@ def pretraining_config() -> ml_collections.ConfigDict:
 
     config.model = ml_collections.ConfigDict()
     config.model.embedding_dim = 512      # Dense width of the projection head.
+    config.model.projection_head = "cola" # cola (Dense, LayerNorm, tanh) | mlp (+ ReLU, Dense; 'dot' only).
     config.model.similarity = "bilinear"  # bilinear (COLA, no temperature) | dot (cosine / temperature).
     config.model.temperature = 0.1        # Only for similarity='dot'.
     # local: each device's own pairs are the negatives (COLA, first author's code).
@@ -230,6 +231,10 @@ def validate_config(config: ml_collections.ConfigDict, num_devices: int, num_pro
     _check_choice("encoder.dtype", config.encoder.get("dtype", "float32"), ENCODER_DTYPES)
     _check_choice("model.negatives", config.model.negatives, NEGATIVES)
     _check_choice("model.similarity", config.model.similarity, ("bilinear", "dot"))
+    _check_choice("model.projection_head", config.model.projection_head, ("cola", "mlp"))
+    if config.model.projection_head == "mlp" and config.model.similarity != "dot":
+        raise ConfigError("config.model.projection_head='mlp' needs config.model.similarity='dot' (its output is "
+                          "unbounded; only the cosine similarity is scale-free)")
     _check_choice("train.batch_norm", config.train.batch_norm, BATCH_NORM_MODES)
     for path in ("model.embedding_dim", "model.temperature", "data.sample_rate", "data.crop_seconds",
                  "data.shuffle_buffer", "train.batch_size", "train.base_learning_rate",

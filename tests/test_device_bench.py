@@ -1,0 +1,43 @@
+"""`launch/device_bench.sh --smoke` on the CPU: the one-call device benchmark runs every section, so that
+the first call on an accelerator cannot fail on a typo."""
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+pytestmark = pytest.mark.slow  # compiles a dozen steps and frontends
+
+
+def test_smoke_runs_every_section_and_writes_its_rows(tmp_path):
+    env = {**os.environ, "OUT": str(tmp_path), "PYTHON": sys.executable,
+           # one CPU device, as on a one-GPU machine (the suite's 8 fake devices are for sharding tests)
+           "XLA_FLAGS": "--xla_backend_optimization_level=0"}
+    result = subprocess.run(["bash", str(ROOT / "launch" / "device_bench.sh"), "--smoke"], cwd=tmp_path, env=env,
+                            capture_output=True, text=True, timeout=1200)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+
+    report = json.loads((tmp_path / "device_bench.json").read_text())
+    assert report["smoke"] and report["failed"] == []
+    titles = [section["title"] for section in report["sections"]]
+    assert len(titles) == 6 and result.stdout.count("\n## ") == 6
+    assert all(section["rows"] for section in report["sections"])
+    for title in titles:  # each section printed as a markdown table
+        assert f"## {title}\n" in result.stdout
+
+    rows = {row["case"] if "part" not in row else row["part"]: row
+            for section in report["sections"] for row in section["rows"]}
+    for case in ("leaf_fft", "leaf_direct", "mel", "step_leaf_float32", "step_leaf_bfloat16",
+                 "step_leaf_bfloat16_pool_passes", "step_leaf_bfloat16_pool_matmul", "step_leaf_bfloat16_remat",
+                 "encoder backward", "whole step"):
+        assert case in rows, (case, sorted(rows))
+    assert rows["step_leaf_float32"]["crops_per_s"] > 0
+    if importlib.util.find_spec("torch") is not None:  # the test extra has it: the step's peer ran
+        assert rows["peer_torch_leaf_float32"]["crops_per_s"] > 0
+        assert rows["step_leaf_float32"]["vs_peer"] == pytest.approx(
+            rows["step_leaf_float32"]["crops_per_s"] / rows["peer_torch_leaf_float32"]["crops_per_s"])
