@@ -89,3 +89,11 @@ def test_rows_by_run_keep_apart_two_runs_of_one_frontend(tmp_path, capsys):
     assert lines[2:5] == ["| bilinear | self-supervised | 40.0 ± 0.0 |  |  | 2.0 |",
                           "| cosine | untrained | 90.0 ± 0.0 |  |  | 9.0 |",
                           "| cosine | self-supervised | 60.0 ± 14.1 | 30.0 ± 0.0 | 45.0 | 5.0 |"]
+
+
+@pytest.mark.parametrize("training", ["untrained", "untrained, BN re-estimated"])
+def test_a_variant_is_named_once_whether_or_not_training_also_names_it(training):
+    """Results written before the probe's variants became fields carried them in `training` as well."""
+    model = {"frontend": "leaf", "init": "mel", "training": training, "batch_norm": "re-estimated: 50 x 64 crops",
+             "features": "frontend"}
+    assert tables.row_label(model) == "untrained, BN re-estimated, frontend only"

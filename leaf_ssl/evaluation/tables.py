@@ -67,7 +67,10 @@ def row_label(model: dict) -> str:
         variants.append("BN re-estimated")
     if model.get("features", "encoder") == "frontend":
         variants.append("frontend only")
-    return ", ".join([model["training"], *variants])
+    # Results written before the variants were fields carry them in `training` too ('untrained, BN
+    # re-estimated'): the fields say them again.
+    training = model["training"].split(", ")[0]
+    return ", ".join([training, *variants])
 
 
 def _training_order(training: str) -> tuple:
