@@ -39,13 +39,15 @@ declare -A VARIANT_FLAGS=(
   [tiny_cosine_batch_64_again]="${TINY[*]} ${COSINE[*]} --config.train.batch_size=64"
   [tiny_cosine_batch_128]="${TINY[*]} ${COSINE[*]} --config.train.batch_size=128"
   [tiny_cosine_batch_128_mlp_head]="${TINY[*]} ${COSINE[*]} --config.train.batch_size=128 --config.model.projection_head=mlp"
+  [tiny_cosine_batch_128_avg_pool]="${TINY[*]} ${COSINE[*]} --config.train.batch_size=128 --config.encoder.pooling=avg"
   [tiny_cosine_batch_256]="${TINY[*]} ${COSINE[*]} --config.train.batch_size=256"
   [tiny_cosine_960_steps]="${TINY[*]} ${COSINE[*]} --config.train.total_steps=960 --config.train.checkpoint_every_steps=320"
   [b0_cosine]="${COSINE[*]}"
 )
 ORDER=(tiny tiny_cosine tiny_cosine_no_masks tiny_cosine_narrow_masks tiny_cosine_no_drop_path
        tiny_cosine_temperature_0.3 tiny_cosine_avg_pool tiny_cosine_lr_x4 tiny_cosine_batch_64
-       tiny_cosine_960_steps tiny_cosine_batch_128 tiny_cosine_batch_128_mlp_head tiny_cosine_batch_256 b0 b0_cosine)
+       tiny_cosine_960_steps tiny_cosine_batch_128 tiny_cosine_batch_128_mlp_head tiny_cosine_batch_128_avg_pool
+       tiny_cosine_batch_256 b0 b0_cosine)
 if (( $# )); then ORDER=("$@"); fi
 for variant in "${ORDER[@]}"; do
   [[ -v "VARIANT_FLAGS[$variant]" ]] || { echo "unknown variant $variant; known: ${!VARIANT_FLAGS[*]}" >&2; exit 2; }

@@ -13,6 +13,7 @@ compilations are cached across tests.
 import functools
 import math
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -28,7 +29,7 @@ from leaf_ssl.encoders import (
     encoder_output_dim,
     make_encoder,
 )
-from leaf_ssl.encoders.efficientnet import DropPath
+from leaf_ssl.encoders.efficientnet import DepthwiseConv, DropPath
 
 FEATURE_SHAPE = (2, 96, 40)  # (batch, frames, frequency channels)
 
@@ -401,3 +402,39 @@ def test_make_encoder_rejects_unknown_name_field_and_dtype():
         make_encoder({"name": "efficientnet_b0", "num_classes": 10})
     with pytest.raises(ValueError, match="float16.*valid dtypes"):
         make_encoder({"name": "efficientnet_b0"}, dtype="float16")
+
+
+# ---------------------------------------------------------------------------
+# Depthwise convolution paths: the sum of shifted slices against XLA's grouped convolution.
+
+@pytest.mark.parametrize("kernel_size, stride, height, width", [(3, 1, 9, 7), (3, 2, 9, 7), (5, 2, 10, 6),
+                                                                 (5, 1, 4, 3), (3, 2, 1, 2)])
+def test_depthwise_shifts_equal_the_grouped_convolution_and_its_gradients(kernel_size, stride, height, width):
+    channels = 6
+    x = random_features(1, (2, height, width, channels))
+    reference = nn.Conv(channels, (kernel_size, kernel_size), strides=stride, padding="SAME",
+                        feature_group_count=channels, use_bias=False)
+    kernel = reference.init(jax.random.key(2), x)["params"]["kernel"]
+    cotangent = random_features(3, reference.apply({"params": {"kernel": kernel}}, x).shape)
+
+    def output_and_gradients(apply):
+        out, pullback = jax.vjp(lambda kernel, x: apply({"params": {"kernel": kernel}}, x), kernel, x)
+        return (out, *pullback(cotangent))
+
+    expected = output_and_gradients(reference.apply)
+    for impl in ("shifts", "conv"):
+        found = output_and_gradients(DepthwiseConv(kernel_size, stride, impl).apply)
+        for name, want, got in zip(("output", "kernel gradient", "input gradient"), expected, found):
+            np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5, err_msg=f"{impl}: {name}")
+
+
+def test_depthwise_paths_give_one_encoder_output_and_share_parameters(tiny_variables):
+    features = random_features(4)
+    outputs = {impl: run_encoder(tiny_encoder(depthwise_impl=impl), tiny_variables, features, train=True)[0]
+               for impl in ("conv", "shifts")}
+    np.testing.assert_allclose(outputs["shifts"], outputs["conv"], rtol=1e-4, atol=1e-4)
+
+
+def test_unknown_depthwise_path_is_rejected(tiny_variables):
+    with pytest.raises(ValueError, match="depthwise_impl must be one of"):
+        run_encoder(tiny_encoder(depthwise_impl="winograd"), tiny_variables, random_features(), train=False)

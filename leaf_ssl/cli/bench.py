@@ -116,7 +116,8 @@ def main(argv=None) -> None:
         where = f"the host CPU ({len(usable_cores())} cores)" if name == "input" else \
             f"{device.platform} ({device.device_kind})"
         summary = ("mean ± std over runs" if name == "learning" else
-                   "XLA's cost analysis, untimed" if name == "step" and args.breakdown else f"median of {args.repeats}")
+                   "XLA's cost analysis, untimed" if name == "step" and args.breakdown else
+                   "the compiled step's HLO, untimed" if name == "collectives" else f"median of {args.repeats}")
         print(f"{name} on {where}, {summary}")
         print_table(rows)
         all_rows += [{"what": name, **row} for row in rows]

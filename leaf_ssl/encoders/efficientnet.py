@@ -45,6 +45,7 @@ _B0_STEM_CHANNELS = 32
 _B0_HEAD_CHANNELS = 1280
 _SQUEEZE_EXCITE_RATIO = 0.25
 POOLING_MODES = ("avg", "max")
+DEPTHWISE_IMPLS = ("auto", "conv", "shifts")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -173,6 +174,52 @@ class DropPath(nn.Module):
         return jnp.where(keep, x / keep_prob, jnp.zeros_like(x))
 
 
+class DepthwiseConv(nn.Module):
+    """k x k depthwise convolution, "SAME" padding, no bias. Its kernel is stored as nn.Conv's with
+    `feature_group_count=channels` stores it, (k, k, 1, channels), so both paths read each other's
+    parameters.
+
+    impl: 'conv' (XLA's grouped convolution), 'shifts' (the sum over the k*k taps of a strided
+    slice of the padded input times that tap's per-channel weights: only slices, products and
+    sums, whose gradients are the same kind of operations), or 'auto': shifts on the CPU, where
+    XLA's grouped-convolution gradient is many times slower (docs/performance.md), conv elsewhere.
+    """
+
+    kernel_size: int
+    stride: int = 1
+    impl: str = "auto"
+    dtype: Any = jnp.float32
+    kernel_init: Any = _DEPTHWISE_KERNEL_INIT
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        if self.impl not in DEPTHWISE_IMPLS:
+            raise ValueError(f"depthwise_impl must be one of {DEPTHWISE_IMPLS}, got {self.impl!r}")
+        k, stride, channels = self.kernel_size, self.stride, x.shape[-1]
+        kernel = self.param("kernel", self.kernel_init, (k, k, 1, channels), jnp.float32)
+        x, kernel = x.astype(self.dtype), kernel.astype(self.dtype)
+        impl = self.impl if self.impl != "auto" else ("shifts" if jax.default_backend() == "cpu" else "conv")
+        if impl == "conv":
+            return jax.lax.conv_general_dilated(x, kernel, (stride, stride), "SAME",
+                                                dimension_numbers=("NHWC", "HWIO", "NHWC"),
+                                                feature_group_count=channels)
+        height, width = x.shape[1:3]
+        out_height, out_width = -(-height // stride), -(-width // stride)
+        pads = [max((out - 1) * stride + k - size, 0) for out, size in ((out_height, height), (out_width, width))]
+        # "SAME" puts the odd padding element at the end, as lax's convolution does.
+        padded = jnp.pad(x, ((0, 0), (pads[0] // 2, pads[0] - pads[0] // 2),
+                             (pads[1] // 2, pads[1] - pads[1] // 2), (0, 0)))
+        out = None
+        for row in range(k):
+            for column in range(k):
+                tap = jax.lax.slice(padded, (0, row, column, 0),
+                                    (padded.shape[0], row + (out_height - 1) * stride + 1,
+                                     column + (out_width - 1) * stride + 1, channels), (1, stride, stride, 1))
+                term = tap * kernel[row, column, 0]
+                out = term if out is None else out + term
+        return out
+
+
 class SqueezeExcite(nn.Module):
     """Channel attention: global average -> bottleneck (SiLU) -> sigmoid gate."""
 
@@ -198,6 +245,7 @@ class MBConvBlock(nn.Module):
     dtype: Any = jnp.float32
     bn_axis_name: str | None = None
     bn_momentum: float = BN_MOMENTUM
+    depthwise_impl: str = "auto"
 
     @nn.compact
     def __call__(self, inputs: jax.Array, train: bool) -> jax.Array:
@@ -215,17 +263,7 @@ class MBConvBlock(nn.Module):
             )(x)
             x = nn.silu(_batch_norm(train, self.dtype, self.bn_axis_name, self.bn_momentum, "expand_bn")(x))
 
-        x = nn.Conv(
-            expanded_channels,
-            (spec.kernel_size, spec.kernel_size),
-            strides=spec.stride,
-            padding="SAME",
-            feature_group_count=expanded_channels,
-            use_bias=False,
-            kernel_init=_DEPTHWISE_KERNEL_INIT,
-            dtype=self.dtype,
-            name="depthwise_conv",
-        )(x)
+        x = DepthwiseConv(spec.kernel_size, spec.stride, self.depthwise_impl, self.dtype, name="depthwise_conv")(x)
         x = nn.silu(_batch_norm(train, self.dtype, self.bn_axis_name, self.bn_momentum, "depthwise_bn")(x))
 
         # The bottleneck width is a fraction of the block *input* channels, not
@@ -270,6 +308,7 @@ class EfficientNet(nn.Module):
       bn_momentum: decay of BatchNorm's running averages (the reference's 0.99). A run of
         a few hundred steps or fewer needs less (e.g. 0.9): after n steps the running
         averages still hold momentum**n of their initial values, and inference uses them.
+      depthwise_impl: the depthwise convolutions' path, see `DepthwiseConv` (same results).
       stem_channels: stem conv width before width scaling (B0: 32).
       head_channels: head conv width before width scaling (B0: 1280).
       stages: the MBConv stage table before scaling (B0 by default).
@@ -282,6 +321,7 @@ class EfficientNet(nn.Module):
     dtype: Any = jnp.float32
     bn_axis_name: str | None = None
     bn_momentum: float = BN_MOMENTUM
+    depthwise_impl: str = "auto"
     stem_channels: int = _B0_STEM_CHANNELS
     head_channels: int = _B0_HEAD_CHANNELS
     stages: Sequence[StageSpec] = B0_STAGES
@@ -316,7 +356,7 @@ class EfficientNet(nn.Module):
         block_specs = efficientnet_block_specs(self.width_mult, self.depth_mult, self.drop_path_rate, self.stages)
         for index, spec in enumerate(block_specs):
             x = MBConvBlock(spec, dtype=self.dtype, bn_axis_name=self.bn_axis_name, bn_momentum=self.bn_momentum,
-                            name=f"block_{index:02d}")(
+                            depthwise_impl=self.depthwise_impl, name=f"block_{index:02d}")(
                 x, train
             )
 

@@ -9,6 +9,7 @@ import math
 import ml_collections
 
 from leaf_ssl.encoders import factory as encoder_factory
+from leaf_ssl.encoders.efficientnet import DEPTHWISE_IMPLS
 from leaf_ssl.frontends import factory as frontend_factory
 
 ENCODER_DTYPES = ("float32", "bfloat16")
@@ -140,13 +141,14 @@ def encoder_config(name: str, **fields) -> ml_collections.ConfigDict:
     width_mult / depth_mult: None keeps the preset's (B0: 1.0 / 1.0). drop_path_rate: stochastic
     depth of the last block. pooling: global pooling, max (COLA) or avg. bn_momentum: decay of
     BatchNorm's running averages. dtype: the encoder's compute dtype (float32 | bfloat16); the
-    frontend and the loss always run in float32.
+    frontend and the loss always run in float32. depthwise_impl: the depthwise convolutions' path
+    (auto | conv | shifts; same results, auto picks by backend).
     """
     config = ml_collections.ConfigDict({
         "name": name, "dtype": "float32",
         "width_mult": ml_collections.config_dict.placeholder(float),
         "depth_mult": ml_collections.config_dict.placeholder(float),
-        "drop_path_rate": 0.2, "pooling": "max", "bn_momentum": 0.99})
+        "drop_path_rate": 0.2, "pooling": "max", "bn_momentum": 0.99, "depthwise_impl": "auto"})
     config.update(fields)
     return config
 
@@ -229,6 +231,7 @@ def validate_config(config: ml_collections.ConfigDict, num_devices: int, num_pro
         except ValueError as error:
             raise ConfigError(f"config.{section}: {error}") from error
     _check_choice("encoder.dtype", config.encoder.get("dtype", "float32"), ENCODER_DTYPES)
+    _check_choice("encoder.depthwise_impl", config.encoder.get("depthwise_impl", "auto"), DEPTHWISE_IMPLS)
     _check_choice("model.negatives", config.model.negatives, NEGATIVES)
     _check_choice("model.similarity", config.model.similarity, ("bilinear", "dot"))
     _check_choice("model.projection_head", config.model.projection_head, ("cola", "mlp"))
