@@ -25,7 +25,7 @@ def test_smoke_runs_every_section_and_writes_its_rows(tmp_path):
     report = json.loads((tmp_path / "device_bench.json").read_text())
     assert report["smoke"] and report["failed"] == []
     titles = [section["title"] for section in report["sections"]]
-    assert len(titles) == 6 and result.stdout.count("\n## ") == 6
+    assert len(titles) == 7 and result.stdout.count("\n## ") == 7
     assert all(section["rows"] for section in report["sections"])
     for title in titles:  # each section printed as a markdown table
         assert f"## {title}\n" in result.stdout
@@ -34,6 +34,7 @@ def test_smoke_runs_every_section_and_writes_its_rows(tmp_path):
             for section in report["sections"] for row in section["rows"]}
     for case in ("leaf_fft", "leaf_direct", "mel", "step_leaf_float32", "step_leaf_bfloat16",
                  "step_leaf_bfloat16_pool_passes", "step_leaf_bfloat16_pool_matmul", "step_leaf_bfloat16_remat",
+                 "step_leaf_bfloat16_depthwise_shifts",
                  "encoder backward", "whole step"):
         assert case in rows, (case, sorted(rows))
     assert rows["step_leaf_float32"]["crops_per_s"] > 0

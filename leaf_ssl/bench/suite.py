@@ -197,7 +197,8 @@ class StepCase(NamedTuple):
 
 
 def train_step_case(frontend: str, n_filters: int, encoder_dtype: str, pairs_per_device: int, remat: bool,
-                    pooling_impl: str = "auto", encoder: str = "efficientnet_b0") -> StepCase:
+                    pooling_impl: str = "auto", encoder: str = "efficientnet_b0",
+                    depthwise_impl: str = "auto") -> StepCase:
     """A jitted COLA step, its initial state and an on-device batch, built as the trainer builds them."""
     from jax.sharding import NamedSharding, PartitionSpec
     from leaf_ssl.model import build, configuration
@@ -208,7 +209,7 @@ def train_step_case(frontend: str, n_filters: int, encoder_dtype: str, pairs_per
     config.frontend = {"name": frontend, "n_filters": n_filters}
     if pooling_impl != "auto":  # a frontend without the field (mel, sincnet) fails in make_frontend, by name
         config.frontend["pooling_impl"] = pooling_impl
-    config.encoder = configuration.encoder_config(encoder)
+    config.encoder = configuration.encoder_config(encoder, depthwise_impl=depthwise_impl)
     config.encoder.dtype = encoder_dtype
     config.model.remat_frontend = remat
     mesh = trainer.make_mesh(jax.local_devices())
@@ -238,7 +239,7 @@ def _peak_memory_gib() -> float | None:
 
 def _step_case(args: Options, dtype: str) -> StepCase:
     return train_step_case(args.frontend, args.n_filters, dtype, args.pairs_per_device, args.remat_frontend,
-                           args.pooling_impl, args.encoder)
+                           args.pooling_impl, args.encoder, args.depthwise_impl)
 
 
 def _compiled_step(case: StepCase):
@@ -298,7 +299,8 @@ def bench_train_step(args: Options) -> list[dict]:
         return rows
     calls, facts, crops, host_batch = {}, {}, 0, None
     variant = ("_remat" if args.remat_frontend else "") + (
-        f"_pool_{args.pooling_impl}" if args.pooling_impl != "auto" else "")
+        f"_pool_{args.pooling_impl}" if args.pooling_impl != "auto" else "") + (
+        f"_depthwise_{args.depthwise_impl}" if args.depthwise_impl != "auto" else "")
     dtypes = args.dtypes.split(",")
     for dtype in dtypes:
         name = f"step_{args.frontend}_{dtype}{variant}"

@@ -60,6 +60,7 @@ import jax
 from leaf_ssl.bench.host import usable_cores
 from leaf_ssl.bench import suite
 from leaf_ssl.bench.suite import LEAF_STAGES, environment, frontend_cases, print_table
+from leaf_ssl.encoders.efficientnet import DEPTHWISE_IMPLS
 from leaf_ssl.encoders.factory import ENCODERS
 from leaf_ssl.frontends.pooling import POOLING_IMPLS
 
@@ -80,6 +81,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--frontend", default="leaf", help="step: leaf | sincnet | sincnet_plus | mel")
     parser.add_argument("--encoder", choices=sorted(ENCODERS), default="efficientnet_b0",
                         help="step, collectives: the encoder preset (the peer's EfficientNet takes its width and depth)")
+    parser.add_argument("--depthwise_impl", choices=DEPTHWISE_IMPLS, default="auto",
+                        help="step, collectives: the encoder's depthwise convolution path (auto: by backend)")
     parser.add_argument("--dtypes", default="float32,bfloat16", help="step: encoder dtypes, comma-separated")
     parser.add_argument("--breakdown", action="store_true",
                         help="step: XLA's FLOPs and bytes of each part of the step instead of timing it")

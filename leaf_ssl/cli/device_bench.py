@@ -4,8 +4,8 @@
 
 Runs, on the default jax device and with the PyTorch peers on the same device: the frontend paths
 (and SpeechBrain's Leaf), the whole COLA step in float32 and bfloat16 (and the torch COLA step, same
-batch, taking turns), the step with each LEAF pooling path and with the frontend recomputed in the
-backward pass, and the step's breakdown by part. Prints one markdown table per section and writes
+batch, taking turns), the step with each LEAF pooling path, with the frontend recomputed in the
+backward pass and with the depthwise convolutions as shifted slices, and the step's breakdown by part. Prints one markdown table per section and writes
 every row as JSON. A section that fails prints its error and the others still run (exit status 1
 at the end). `--smoke` runs the same sections at a tiny shape: the CPU check that a device call
 cannot fail on a typo.
@@ -44,6 +44,7 @@ def sections(shape: dict[str, str]) -> list[tuple[str, list[str]]]:
         ("step, LEAF pooling by separable passes", step + ["--dtypes", "bfloat16", "--pooling_impl", "passes"]),
         ("step, LEAF pooling as one matmul", step + ["--dtypes", "bfloat16", "--pooling_impl", "matmul"]),
         ("step, frontend recomputed in the backward pass", step + ["--dtypes", "bfloat16", "--remat_frontend"]),
+        ("step, depthwise convolutions as shifted slices", step + ["--dtypes", "bfloat16", "--depthwise_impl", "shifts"]),
         ("step by part: XLA's FLOPs and bytes", step + ["--dtypes", shape["breakdown_dtypes"], "--breakdown"]),
     ]
 
