@@ -226,9 +226,15 @@ def train_step_case(frontend: str, n_filters: int, encoder_dtype: str, pairs_per
     return StepCase(step, state, batch, mesh.size, model, optimizer, config)
 
 
-def _xla_temp_gib(compiled) -> float | None:
+def _xla_memory_gib(compiled) -> dict[str, float | None]:
+    """XLA's memory analysis of a compiled step, known before it runs and per case: its temporary
+    buffers, and all it holds at once (arguments + outputs - donated aliases + temporaries)."""
     analysis = compiled.memory_analysis()
-    return None if analysis is None else analysis.temp_size_in_bytes / 2**30
+    if analysis is None:
+        return {"xla_temp_gib": None, "xla_total_gib": None}
+    total = (analysis.argument_size_in_bytes + analysis.output_size_in_bytes - analysis.alias_size_in_bytes
+             + analysis.temp_size_in_bytes)
+    return {"xla_temp_gib": analysis.temp_size_in_bytes / 2**30, "xla_total_gib": total / 2**30}
 
 
 def _peak_memory_gib() -> float | None:
@@ -247,7 +253,7 @@ def _compiled_step(case: StepCase):
     compiled = case.step.lower(case.state, case.batch).compile()
     flops, bytes_accessed = xla_cost(compiled)
     return compiled, {"gflop_per_step": flops / 1e9, "gb_accessed_per_step": bytes_accessed / 1e9,
-                      "xla_temp_gib": _xla_temp_gib(compiled)}
+                      **_xla_memory_gib(compiled)}
 
 
 def _our_step_call(args: Options, dtype: str):
@@ -315,7 +321,8 @@ def bench_train_step(args: Options) -> list[dict]:
             except peer.PeerUnavailable as error:
                 print(f"peer torch ({dtype}) skipped: {error}", file=sys.stderr)
     usages = time_interleaved(calls, args.repeats)
-    peak = _peak_memory_gib()  # of every case run so far: per case only with one dtype
+    # The allocator's peak since the process started: a case's own only when it runs alone.
+    peak = _peak_memory_gib()
     rows = []
     for name, usage in usages.items():
         seconds = statistics.median(one.wall_s for one in usage)
@@ -325,7 +332,8 @@ def bench_train_step(args: Options) -> list[dict]:
             row.update(gflop_per_step=facts[name]["gflop_per_step"],
                        tflop_per_s=facts[name]["gflop_per_step"] / seconds / 1e3,
                        gb_accessed_per_step=facts[name]["gb_accessed_per_step"],
-                       xla_temp_gib=facts[name]["xla_temp_gib"], peak_memory_gib=peak)
+                       xla_temp_gib=facts[name]["xla_temp_gib"], xla_total_gib=facts[name]["xla_total_gib"],
+                       process_peak_gib=peak)
         rows.append(row)
     for dtype in dtypes:
         peer_row = next((row for row in rows if row["case"] == f"peer_torch_{args.frontend}_{dtype}"), None)

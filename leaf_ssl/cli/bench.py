@@ -22,9 +22,10 @@ arguments and returns rows of results; `main` prints them as a table and optiona
             loss, AdamW) at the paper's shapes: --pairs_per_device pairs of 0.96 s crops on every local
             device, --n_filters filters, encoder in float32 and bfloat16. The batch is on the devices
             before timing. Also XLA's cost analysis of the compiled step (FLOPs, bytes), the achieved
-            TFLOP/s, the peak device memory where the backend reports it, and XLA's own estimate of the
-            step's temporary buffers (`xla_temp_gib`, from the compiled step's memory analysis: known
-            before the step runs, on every backend). `--pooling_impl` picks LEAF's lowpass path.
+            TFLOP/s, the allocator's peak since the process started where the backend reports it
+            (`process_peak_gib`), and XLA's memory analysis of each compiled step: its temporary
+            buffers and all it holds at once (`xla_temp_gib`, `xla_total_gib`; known before the step
+            runs, on every backend). `--pooling_impl` picks LEAF's lowpass path.
             `--peer torch` adds the PyTorch COLA step (`leaf_ssl.bench.torch_cola`: SpeechBrain's Leaf
             for --frontend leaf, a log-mel for mel; EfficientNet-B0, COLA's head, AdamW; bfloat16 under
             autocast) on the same batch, taking turns with ours, and a `vs_peer` column per dtype.
