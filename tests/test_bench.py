@@ -211,3 +211,19 @@ def test_a_peer_whose_extension_fails_to_load_counts_as_missing(monkeypatch):
     monkeypatch.setitem(sys.modules, "speechbrain.lobes.features", UnloadableModule("speechbrain.lobes.features"))
     with pytest.raises(peer.PeerUnavailable, match="OSError"):
         peer.speechbrain_leaf_step(np.zeros((1, 15360), np.float32), 8, "cpu", threads=1)
+
+
+@pytest.mark.slow  # compiles a whole (tiny) train step
+def test_step_benchmark_against_the_torch_peer_reports_the_ratio(tmp_path):
+    # The mel peer needs torch only (SpeechBrain's Leaf, the leaf peer, does not load everywhere torch does).
+    pytest.importorskip("torch")
+    report = run_bench(tmp_path, "--what", "step", "--frontend", "mel", "--n_filters", "8", "--encoder",
+                       "efficientnet_tiny", "--pairs_per_device", "1", "--repeats", "1", "--dtypes", "float32",
+                       "--peer", "torch")
+
+    rows = {row["case"]: row for row in report["rows"]}
+    assert set(rows) == {"step_mel_float32", "peer_torch_mel_float32"}
+    ours, theirs = rows["step_mel_float32"], rows["peer_torch_mel_float32"]
+    assert ours["batch"] == theirs["batch"] == 2 * jax.device_count()  # both sides step on the same pairs
+    assert ours["vs_peer"] == pytest.approx(ours["crops_per_s"] / theirs["crops_per_s"])
+    assert theirs["vs_peer"] == 1.0

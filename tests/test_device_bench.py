@@ -1,13 +1,15 @@
 """`launch/device_bench.sh --smoke` on the CPU: the one-call device benchmark runs every section, so that
 the first call on an accelerator cannot fail on a typo."""
-import importlib.util
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
+
+from leaf_ssl.bench import peer
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -38,7 +40,13 @@ def test_smoke_runs_every_section_and_writes_its_rows(tmp_path):
                  "encoder backward", "whole step"):
         assert case in rows, (case, sorted(rows))
     assert rows["step_leaf_float32"]["crops_per_s"] > 0
-    if importlib.util.find_spec("torch") is not None:  # the test extra has it: the step's peer ran
+    try:  # the step's peer with LEAF is SpeechBrain's Leaf in the torch COLA step: it runs where that loads
+        peer.torch_cola_step(np.zeros((2, 16000), np.float32), np.zeros((2, 16000), np.float32), "leaf", 8,
+                             "float32", "cpu", threads=1)
+    except peer.PeerUnavailable as error:
+        assert "peer_torch_leaf_float32" not in rows
+        assert f"peer torch (float32) skipped: {error}" in result.stderr
+    else:
         assert rows["peer_torch_leaf_float32"]["crops_per_s"] > 0
         assert rows["step_leaf_float32"]["vs_peer"] == pytest.approx(
             rows["step_leaf_float32"]["crops_per_s"] / rows["peer_torch_leaf_float32"]["crops_per_s"])
