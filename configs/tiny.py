@@ -4,13 +4,13 @@ Arguments `frontend[,objective]`: the frontend name (leaf | sincnet | sincnet_pl
 default leaf; the objective `cola` (default) or `supervised` (then pass
 --config.supervised.task_dir=DIR).
 """
-from leaf_ssl.model.configuration import encoder_config, frontend_config, parse_config_arg, pretraining_config, supervised_config
+from leaf_ssl.model.configuration import OBJECTIVE_SCHEMAS, encoder_config, frontend_config, parse_config_arg
 
 
 def get_config(arg=None):
     options = parse_config_arg(arg, "tiny.py", {"frontend": ("leaf", "sincnet", "sincnet_plus", "mel"),
-                                                "objective": ("cola", "supervised")})
-    config = supervised_config() if options["objective"] == "supervised" else pretraining_config()
+                                                "objective": tuple(OBJECTIVE_SCHEMAS)})
+    config = OBJECTIVE_SCHEMAS[options["objective"]]()
     config.frontend = frontend_config(options["frontend"], n_filters=8, init="mel")
     config.encoder = encoder_config("efficientnet_tiny", drop_path_rate=0.0)
     config.model.embedding_dim = 16

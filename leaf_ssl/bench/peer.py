@@ -60,8 +60,8 @@ def speechbrain_leaf_step(waveform: np.ndarray, n_filters: int, platform: str, t
     `waveform` (batch, samples) and waits for it.
 
     The peer runs where jax runs: on the CPU with `threads` intra-op threads, or on CUDA when jax's
-    platform is 'gpu'. Its settings are those of `shared/bench/peer_torch.py`: 25 ms windows, 10 ms
-    stride, 16 kHz, PCEN learnable, float32.
+    platform is 'gpu'. Its settings are those of the H200 peer measurements in docs/performance.md:
+    25 ms windows, 10 ms stride, 16 kHz, PCEN learnable, float32.
 
     Raises:
       PeerUnavailable: torch or speechbrain missing or unloadable, or jax on a device torch lacks.

@@ -63,7 +63,7 @@ def reestimate(frozen: FrozenModel, *, num_batches: int, batch_size: int, train_
     sums = None  # per layer: {'mean': sum of batch means, 'square': sum of batch second moments}
     for _ in range(num_batches):
         batch = next(stream)
-        crops = batch["audio"] if build.is_supervised(config) else batch["anchor"]
+        crops = batch[build.objective_of(config).crop_key]
         moments = batch_moments(jnp.asarray(crops))
         sums = moments if sums is None else jax.tree.map(jnp.add, sums, moments)
     statistics = _map_layers(lambda layer: _statistics(layer["mean"] / num_batches, layer["square"] / num_batches),

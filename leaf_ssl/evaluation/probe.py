@@ -54,12 +54,7 @@ def describe_model(frozen: frozen_model.FrozenModel, features: str = "encoder") 
     frontend, init, training, BatchNorm statistics, features read; and where it came from."""
     config = frozen.config
     frontend = config.frontend.name
-    if not frozen.trained:
-        training = "untrained"
-    elif build.is_supervised(config):
-        training = "supervised"
-    else:
-        training = "self-supervised"
+    training = build.objective_of(config).training_label if frozen.trained else "untrained"
     return {
         "frontend": frontend,
         "init": "-" if frontend == "mel" else config.frontend.get("init", "mel"),

@@ -59,36 +59,37 @@ def _order(value: str, order: tuple[str, ...]) -> tuple[int, str]:
     return (order.index(value) if value in order else len(order), value)
 
 
-def row_label(model: dict) -> str:
-    """A row's training column: the training, then the probe's variant where it is not the plain
-    one, e.g. 'untrained, BN re-estimated' or 'self-supervised, frontend only'."""
-    variants = []
-    if model.get("batch_norm", BATCH_NORM_AS_SAVED) != BATCH_NORM_AS_SAVED:
-        variants.append("BN re-estimated")
-    if model.get("features", "encoder") == "frontend":
-        variants.append("frontend only")
+def _training_facts(model: dict) -> tuple[str, bool, bool]:
+    """(training, BatchNorm statistics re-estimated, frontend features only) of a result's model."""
     # Results written before the variants were fields carry them in `training` too ('untrained, BN
     # re-estimated'): the fields say them again.
     training = model["training"].split(", ")[0]
+    re_estimated = model.get("batch_norm", BATCH_NORM_AS_SAVED) != BATCH_NORM_AS_SAVED
+    return training, re_estimated, model.get("features", "encoder") == "frontend"
+
+
+def _label(training: str, re_estimated: bool, frontend_only: bool) -> str:
+    variants = (["BN re-estimated"] if re_estimated else []) + (["frontend only"] if frontend_only else [])
     return ", ".join([training, *variants])
 
 
-def _training_order(training: str) -> tuple:
-    """A row's place by training; a variant ('untrained, BN re-estimated') right after its plain row."""
-    base, _, variant = training.partition(", ")
-    return (*_order(base, TRAINING_ORDER), variant)
+def row_label(model: dict) -> str:
+    """A row's training column: the training, then the probe's variant where it is not the plain
+    one, e.g. 'untrained, BN re-estimated' or 'self-supervised, frontend only'."""
+    return _label(*_training_facts(model))
 
 
 def _row(model: dict, by_run: bool) -> tuple:
-    if by_run:
-        return run_name(model), row_label(model)
-    return model["frontend"], model["init"], row_label(model)
+    """A result's row, by its model's facts: (run or frontend, init), then training, re-estimated, frontend only."""
+    head = (run_name(model),) if by_run else (model["frontend"], model["init"])
+    return (*head, *_training_facts(model))
 
 
 def _row_order(row: tuple, by_run: bool) -> tuple:
-    if by_run:
-        return (row[0], _training_order(row[1]))
-    return (_order(row[0], FRONTEND_ORDER), _order(row[1], INIT_ORDER), _training_order(row[2]))
+    # A variant ('untrained, BN re-estimated') right after its plain row.
+    *head, training, re_estimated, frontend_only = row
+    head_order = tuple(head) if by_run else (_order(head[0], FRONTEND_ORDER), _order(head[1], INIT_ORDER))
+    return (*head_order, _order(training, TRAINING_ORDER), frontend_only, re_estimated)
 
 
 def assemble(results: list[dict], by_run: bool = False) -> tuple[list[str], list[dict]]:
@@ -100,7 +101,7 @@ def assemble(results: list[dict], by_run: bool = False) -> tuple[list[str], list
         row = _row(result["model"], by_run)
         task = result["task"]["name"]
         if task in cells.setdefault(row, {}):
-            logger.warning("two results for %s on %s: using the newer (%s)", "/".join(row), task,
+            logger.warning("two results for %s on %s: using the newer (%s)", "/".join(map(str, row)), task,
                            result["model"].get("checkpoint"))
         cells[row][task] = result
     task_names = sorted({task for row in cells.values() for task in row})
@@ -112,7 +113,9 @@ def assemble(results: list[dict], by_run: bool = False) -> tuple[list[str], list
         ratios = [result["embedding"]["participation_ratio"] for result in by_task.values()
                   if "participation_ratio" in result.get("embedding", {})]
         dims = sum(ratios) / len(ratios) if ratios else None
-        rows.append(dict(zip(keys, row), keys=keys, results=by_task, average=average, dims=dims))
+        *head, training, re_estimated, frontend_only = row
+        shown = (*head, _label(training, re_estimated, frontend_only))
+        rows.append(dict(zip(keys, shown), keys=keys, results=by_task, average=average, dims=dims))
     return task_names, rows
 
 

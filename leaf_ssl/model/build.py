@@ -5,6 +5,7 @@ config rebuilds exactly the model that wrote it. Free of TensorFlow.
 """
 import dataclasses
 import json
+from typing import Callable
 
 import flax.linen as nn
 import ml_collections
@@ -21,8 +22,60 @@ def crop_samples(config: ml_collections.ConfigDict) -> int:
     return int(round(config.data.crop_seconds * config.data.sample_rate))
 
 
-def is_supervised(config: ml_collections.ConfigDict) -> bool:
-    return configuration.objective(config) == "supervised"
+@dataclasses.dataclass(frozen=True)
+class Objective:
+    """One kind of run, by name: the model it trains, the loss the step minimises, its batches.
+
+    Attributes:
+      name: the config's `objective`.
+      training_label: what a probed run trained this way is called (a result row's `training`).
+      crop_key: the batch entry that holds one crop per example (the encoder's input).
+      crops_per_example: crops the step encodes per example (pairs: 2).
+      make_model: (config, frontend, encoder, SpecAugment fields) -> the model.
+      make_loss: (config, negatives axis or None) -> the step's objective (`trainer.Objective`).
+    """
+    name: str
+    training_label: str
+    crop_key: str
+    crops_per_example: int
+    make_model: Callable[..., nn.Module]
+    make_loss: Callable[..., Callable]
+
+
+def _cola_model(config, frontend, encoder, masks) -> nn.Module:
+    return cola.ColaModel(
+        frontend=frontend,
+        encoder=encoder,
+        embedding_dim=config.model.embedding_dim,
+        # Runs saved before the field existed used COLA's head.
+        projection_head=config.model.get("projection_head", "cola"),
+        similarity=config.model.similarity,
+        temperature=config.model.temperature,
+        **masks,
+    )
+
+
+def _classifier_model(config, frontend, encoder, masks) -> nn.Module:
+    if config.supervised.num_classes < 1:
+        raise ValueError("config.supervised.num_classes is not resolved: call resolve_supervised_task first")
+    return supervised.ClassifierModel(frontend=frontend, encoder=encoder,
+                                      num_classes=config.supervised.num_classes, **masks)
+
+
+OBJECTIVES = {
+    "cola": Objective("cola", "self-supervised", "anchor", 2, _cola_model,
+                      lambda config, negatives_axis: cola.train_objective(negatives_axis)),
+    "supervised": Objective("supervised", "supervised", "audio", 1, _classifier_model,
+                            lambda config, negatives_axis: supervised.train_objective(config.supervised.multi_label)),
+}
+
+
+def objective_of(config: ml_collections.ConfigDict) -> Objective:
+    """The registered objective `config` trains for (`configuration.objective`: its name)."""
+    name = configuration.objective(config)
+    if name not in OBJECTIVES:
+        raise configuration.ConfigError(f"config.objective={name!r} is not valid; choose one of {list(OBJECTIVES)}")
+    return OBJECTIVES[name]
 
 
 def resolve_supervised_task(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
@@ -35,7 +88,7 @@ def resolve_supervised_task(config: ml_collections.ConfigDict) -> ml_collections
       FileNotFoundError: no task.json in the task folder.
       ValueError: `supervised.num_classes` was set and disagrees with task.json.
     """
-    if not is_supervised(config):
+    if objective_of(config).name != "supervised":
         return config
     task_dir = config.supervised.task_dir
     info_path = epath.Path(task_dir) / "task.json"  # the task folder may be in a bucket
@@ -70,21 +123,7 @@ def build_model(config: ml_collections.ConfigDict, *, data_parallel: bool = True
         frontend = _rematerialised(frontend)
     masks = dict(freq_masks=config.model.freq_masks, freq_mask_width=config.model.freq_mask_width,
                  time_masks=config.model.time_masks, time_mask_width=config.model.time_mask_width)
-    if is_supervised(config):
-        if config.supervised.num_classes < 1:
-            raise ValueError("config.supervised.num_classes is not resolved: call resolve_supervised_task first")
-        return supervised.ClassifierModel(frontend=frontend, encoder=make_encoder(encoder_config),
-                                          num_classes=config.supervised.num_classes, **masks)
-    return cola.ColaModel(
-        frontend=frontend,
-        encoder=make_encoder(encoder_config),
-        embedding_dim=config.model.embedding_dim,
-        # Runs saved before the field existed used COLA's head.
-        projection_head=config.model.get("projection_head", "cola"),
-        similarity=config.model.similarity,
-        temperature=config.model.temperature,
-        **masks,
-    )
+    return objective_of(config).make_model(config, frontend, make_encoder(encoder_config), masks)
 
 
 def train_objective(config: ml_collections.ConfigDict, *, data_parallel: bool = True):
@@ -93,10 +132,8 @@ def train_objective(config: ml_collections.ConfigDict, *, data_parallel: bool = 
     data_parallel: False for a replay outside the step's shard_map, where global negatives
     have no mesh axis to gather over and fall back to the batch's own.
     """
-    if is_supervised(config):
-        return supervised.train_objective(config.supervised.multi_label)
     global_negatives = data_parallel and config.model.negatives == "global"
-    return cola.train_objective(DATA_AXIS if global_negatives else None)
+    return objective_of(config).make_loss(config, DATA_AXIS if global_negatives else None)
 
 
 def _rematerialised(module: nn.Module) -> nn.Module:

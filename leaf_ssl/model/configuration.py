@@ -26,6 +26,9 @@ BATCH_NORM_MODES = ("sync", "per_device")
 def pretraining_config() -> ml_collections.ConfigDict:
     """COLA pretraining as the first author's public recipe runs it (every default: the README's config reference)."""
     config = ml_collections.ConfigDict()
+    # What the run trains for, by name (leaf_ssl/model/build.py: OBJECTIVES): cola (self-supervised
+    # pairs, this config) | supervised (a labelled task: `supervised_config`, which sets it).
+    config.objective = "cola"
     # PRNG seed for parameter init, data order, crops, noise, SpecAugment masks and drop-path.
     config.seed = 0
 
@@ -95,6 +98,7 @@ def supervised_config() -> ml_collections.ConfigDict:
     applies to every training crop.
     """
     config = pretraining_config()
+    config.objective = "supervised"
     config.supervised = ml_collections.ConfigDict()
     # A labelled task folder: task.json (classes, multi_label) and train-*.tfrecord shards, as
     # the demo corpus's tasks/<task>/ and the output of `python -m leaf_ssl.data.audioset`.
@@ -204,19 +208,27 @@ def _check_no_unknown_fields(config, reference, prefix: str = ""):
             _check_no_unknown_fields(config[key], reference[key], prefix=f"{path}.")
 
 
-OBJECTIVES = ("cola", "supervised")
-
-
 def objective(config: ml_collections.ConfigDict) -> str:
-    """'supervised' for a supervised-baseline config (`supervised_config`: it has a `supervised`
-    section), else 'cola': the one place that tells the two kinds of run apart."""
+    """The name of the objective `config` trains for: its `objective` field. Configs saved before
+    that field existed (a run's config.json) are told apart by their `supervised` section."""
+    if "objective" in config:
+        return config.objective
     return "supervised" if "supervised" in config else "cola"
+
+
+# Each objective's full set of fields: a config may set only these.
+OBJECTIVE_SCHEMAS = {"cola": pretraining_config, "supervised": supervised_config}
 
 
 def validate_config(config: ml_collections.ConfigDict, num_devices: int, num_processes: int = 1) -> None:
     """Raises a ConfigError naming the first bad field. Call before any compile."""
-    supervised = objective(config) == "supervised"
-    _check_no_unknown_fields(config, supervised_config() if supervised else pretraining_config())
+    name = objective(config)
+    _check_choice("objective", name, tuple(OBJECTIVE_SCHEMAS))
+    supervised = name == "supervised"
+    if supervised and "supervised" not in config:
+        raise ConfigError("config.objective='supervised' needs a config.supervised section: start the config from "
+                          "leaf_ssl.model.configuration.supervised_config()")
+    _check_no_unknown_fields(config, OBJECTIVE_SCHEMAS[name]())
     _check_all_numbers_finite(config)
     if supervised and not config.supervised.task_dir:
         raise ConfigError("config.supervised.task_dir is empty: pass --config.supervised.task_dir=DIR (a folder "

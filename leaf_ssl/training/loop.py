@@ -201,7 +201,7 @@ def _train_locked(config: ml_collections.ConfigDict, workdir, mesh, watcher: pre
     start_step = int(state.step)
     stream = batches(config, per_process_batch=per_process_batch, crop_samples=crop, start_batch=start_step)
     train_step = trainer.make_train_step(model, optimizer, schedule, mesh, build.train_objective(config))
-    crops_per_example = 1 if build.is_supervised(config) else 2
+    crops_per_example = build.objective_of(config).crops_per_example
     summaries = TrainingSummaries(workdir, config, model, enabled=config.train.tensorboard and jax.process_index() == 0,
                                   crop_samples=crop)
     log = _MetricsLog(workdir, total_steps, crops_per_step=crops_per_example * config.train.batch_size,
