@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from leaf_ssl.bench import breakdown, input_pipeline, learning, peer
+from leaf_ssl.bench import breakdown, peer
 from leaf_ssl.bench.host import CpuMeter, Usage, busy_and_waiting, pin_process, usable_cores
 from leaf_ssl.encoders import factory as encoder_presets
 from leaf_ssl.frontends import Leaf, MelFilterbank, SincNet, SincNetPlus
@@ -391,9 +391,15 @@ def bench_checkpoint(args: Options) -> list[dict]:
             for name, seconds in medians.items()]
 
 
+def bench_input(args: Options) -> list[dict]:
+    from leaf_ssl.bench import input_pipeline  # tf.data: imported only by the benchmarks that read shards
+    return input_pipeline.bench_input(args)
+
+
 def bench_learn(args: Options) -> list[dict]:
     if args.peer != "torch" or not args.run:
         raise SystemExit("error: --what learning needs --peer torch and at least one --run DIR (a finished run of ours)")
+    from leaf_ssl.bench import learning  # trains and probes: TensorFlow's input pipeline
     try:
         return learning.compare([Path(run) for run in args.run], args.tasks.split(","), args.data_dir,
                                       args.probe_seeds, threads=len(usable_cores()))
@@ -404,7 +410,7 @@ def bench_learn(args: Options) -> list[dict]:
 BENCHMARKS: dict[str, Callable[[Options], list[dict]]] = {
     "frontend": bench_frontends,
     "step": bench_train_step,
-    "input": input_pipeline.bench_input,
+    "input": bench_input,
     "checkpoint": bench_checkpoint,
     "collectives": bench_collectives,
     "learning": bench_learn,
