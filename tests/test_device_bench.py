@@ -57,8 +57,7 @@ def test_smoke_runs_every_section_and_writes_its_rows(tmp_path):
         assert case in rows, (case, sorted(rows))
     assert rows["step_leaf_float32"]["crops_per_s"] > 0
     try:  # the step's peer with LEAF is SpeechBrain's Leaf in the torch COLA step: it runs where that loads
-        peer.torch_cola_step(np.zeros((2, 16000), np.float32), np.zeros((2, 16000), np.float32), "leaf", 8,
-                             "float32", "cpu", threads=1)
+        peer.speechbrain_leaf_step(np.zeros((1, 400), np.float32), 8, "cpu", threads=1)
     except peer.PeerUnavailable as error:
         assert "peer_torch_leaf_float32" not in rows
         assert f"peer torch (float32) skipped: {error}" in result.stderr

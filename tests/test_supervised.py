@@ -9,7 +9,7 @@ import pytest
 import tensorflow as tf
 
 from leaf_ssl.model import build, cola, configuration, supervised
-from leaf_ssl.training import trainer
+from leaf_ssl.training import batches, trainer
 from leaf_ssl.data import sharding
 from leaf_ssl.data.pipeline import labelled_dataset
 from leaf_ssl.data.records import serialize_clip, write_shards
@@ -134,7 +134,7 @@ def test_serialized_labels_round_trip_through_the_stream(tmp_path):
 
 
 def test_every_objective_of_the_schema_is_registered_with_its_model():
-    assert set(build.OBJECTIVES) == set(configuration.OBJECTIVE_SCHEMAS)
+    assert set(build.OBJECTIVES) == set(configuration.OBJECTIVE_SCHEMAS) == set(batches.INPUTS)
     for name, make_schema in configuration.OBJECTIVE_SCHEMAS.items():
         assert make_schema().objective == name  # each schema names its own objective
         assert build.objective_of(make_schema()).name == name

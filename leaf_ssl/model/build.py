@@ -62,12 +62,12 @@ def _classifier_model(config, frontend, encoder, masks) -> nn.Module:
                                       num_classes=config.supervised.num_classes, **masks)
 
 
-OBJECTIVES = {
-    "cola": Objective("cola", "self-supervised", "anchor", 2, _cola_model,
-                      lambda config, negatives_axis: cola.train_objective(negatives_axis)),
-    "supervised": Objective("supervised", "supervised", "audio", 1, _classifier_model,
-                            lambda config, negatives_axis: supervised.train_objective(config.supervised.multi_label)),
-}
+OBJECTIVES = {objective.name: objective for objective in (
+    Objective("cola", "self-supervised", "anchor", 2, _cola_model,
+              lambda config, negatives_axis: cola.train_objective(negatives_axis)),
+    Objective("supervised", "supervised", "audio", 1, _classifier_model,
+              lambda config, negatives_axis: supervised.train_objective(config.supervised.multi_label)),
+)}
 
 
 def objective_of(config: ml_collections.ConfigDict) -> Objective:

@@ -16,13 +16,13 @@ def _labelled_crops(config: ml_collections.ConfigDict, **stream):
                                      shuffle_buffer=config.data.shuffle_buffer, **stream)
 
 
-# Per objective (`build.OBJECTIVES`), the batches its step takes.
-_INPUTS = {"cola": _pairs, "supervised": _labelled_crops}
+# Per objective (`build.OBJECTIVES`, the same names), the batches its step takes.
+INPUTS = {"cola": _pairs, "supervised": _labelled_crops}
 
 
 def input_batches(config: ml_collections.ConfigDict, *, per_process_batch: int, crop_samples: int,
                   start_batch: int):
     """This process's stream of batches from batch `start_batch` on: (anchor, positive) pairs,
     or labelled crops for a supervised config."""
-    return _INPUTS[objective_of(config).name](config, per_process_batch=per_process_batch,
+    return INPUTS[objective_of(config).name](config, per_process_batch=per_process_batch,
                                               crop_samples=crop_samples, start_batch=start_batch)
