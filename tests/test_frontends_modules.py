@@ -254,7 +254,7 @@ def test_make_frontend_builds_each_frontend_from_a_config_dict():
     ({"name": "mel", "learn_filters": False}, "unknown field 'learn_filters'"),
     ({"name": "leaf", "init": "xavier"}, "valid: mel, random, normal, uniform"),
     ({"name": "sincnet", "filter_init": "normal"}, "valid: mel, random"),
-    ({"name": "leaf", "filterbank_impl": "gpu"}, "valid: direct, fft, auto"),
+    ({"name": "leaf", "filterbank_impl": "gpu"}, "valid: direct, fft, auto, fused"),
     ({"name": "sincnet_plus", "pooling_impl": "conv"}, "valid: passes, matmul, auto"),
     ({"name": "mel", "preset": "htk"}, "valid: leaf, cola"),
 ])

@@ -16,13 +16,12 @@ from types import MappingProxyType
 
 import flax.linen as nn
 
-from leaf_ssl.frontends import convolution, initializers, pooling
-from leaf_ssl.frontends.leaf import Leaf
+from leaf_ssl.frontends import convolution, initializers, leaf, pooling
 from leaf_ssl.frontends.mel import MEL_PRESETS, MelFilterbank
 from leaf_ssl.frontends.sincnet import SincNet, SincNetPlus
 
 FRONTENDS = MappingProxyType({
-    "leaf": Leaf,
+    "leaf": leaf.Leaf,
     "sincnet": SincNet,
     "sincnet_plus": SincNetPlus,
     "mel": MelFilterbank,
@@ -36,7 +35,7 @@ _FIELD_ALIASES = MappingProxyType({"init": "filter_init"})
 # Valid values of the string-valued options, per frontend (checked here so a typo fails at build time).
 _CHOICES = MappingProxyType({
     "leaf": {"filter_init": initializers.GABOR_INIT_SCHEMES,
-             "filterbank_impl": convolution.FILTERBANK_IMPLS,
+             "filterbank_impl": leaf.FILTERBANK_IMPLS,
              "pooling_impl": pooling.POOLING_IMPLS},
     "sincnet": {"filter_init": initializers.SINC_INIT_SCHEMES,
                 "filterbank_impl": convolution.FILTERBANK_IMPLS},

@@ -10,12 +10,15 @@ from __future__ import annotations
 import flax.linen as nn
 import jax.numpy as jnp
 
-from leaf_ssl.frontends import constraints, convolution, filters, initializers
+from leaf_ssl.frontends import constraints, convolution, filters, fused, initializers
 from leaf_ssl.frontends.compression import LEAF_PCEN_FLOOR, PCEN
 from leaf_ssl.frontends.framing import as_waveform_batch, window_and_stride_samples
 from leaf_ssl.frontends.normalization import InstanceNorm
 from leaf_ssl.frontends.pooling import GaussianLowpass
 from leaf_ssl.frontends.preemphasis import Preemphasis
+
+# 'fused' replaces the filterbank, squared modulus and pooling together, so only LEAF offers it.
+FILTERBANK_IMPLS = convolution.FILTERBANK_IMPLS + ("fused",)
 
 # Floor applied to the pooled energies before compression (reference: tf.maximum(x, 1e-5)).
 ENERGY_FLOOR = 1e-5
@@ -46,13 +49,17 @@ class GaborFilterbank(nn.Module):
     impl: str = "auto"
 
     @nn.compact
-    def __call__(self, waveform: jnp.ndarray) -> jnp.ndarray:
+    def taps(self) -> jnp.ndarray:
+        """(2 * n_filters, window) impulse responses, real and imaginary parts interleaved."""
         init = initializers.gabor_initializer(self.filter_init, self.sample_rate, self.min_freq,
                                               self.max_freq, self.window)
         gabor = self.param("gabor", init, (self.n_filters, 2), jnp.float32)
         responses = filters.gabor_impulse_responses(
             constraints.constrain_gabor_params(gabor, self.window), self.window)
-        return convolution.apply_filterbank(waveform, filters.interleave_real_imag(responses), self.impl)
+        return filters.interleave_real_imag(responses)
+
+    def __call__(self, waveform: jnp.ndarray) -> jnp.ndarray:
+        return convolution.apply_filterbank(waveform, self.taps(), self.impl)
 
 
 def squared_modulus(interleaved: jnp.ndarray) -> jnp.ndarray:
@@ -100,7 +107,9 @@ class Leaf(nn.Module):
         'normal'  raw entries ~ N(0, 0.01^2) (the first author's 'randn');
         'uniform' raw entries ~ U[0, 0.01).
         (Named `filter_init` because `init` is flax's Module.init; `make_frontend` accepts `init`.)
-      filterbank_impl: 'direct' (lax conv), 'fft' (rfft/irfft) or 'auto' (direct on TPU, fft elsewhere).
+      filterbank_impl: 'direct' (lax conv), 'fft' (rfft/irfft) or 'auto' (direct on TPU, fft elsewhere);
+        or 'fused': steps 1-3 in one Pallas kernel (`fused.gabor_energy_pool`), compiled on TPU,
+        interpreted on the CPU (slow: for tests), refused on GPU. `auto` never picks it: it is unmeasured.
       pooling_impl: the Gaussian lowpass's 'passes', 'matmul' or 'auto' (matmul on the CPU, passes
         elsewhere); see `pooling.weighted_pool`.
       learn_filters: False lists 'filterbank' (and 'preemphasis') in `frozen_parts()`.
@@ -147,11 +156,14 @@ class Leaf(nn.Module):
         window, stride = self.window_and_stride()
         if self.preemphasis:
             x = Preemphasis(name="preemphasis")(x)
-        filtered = GaborFilterbank(self.n_filters, window, self.sample_rate, self.min_freq,
-                                   self.max_freq, self.filter_init, self.filterbank_impl,
-                                   name="filterbank")(x)
-        energies = squared_modulus(filtered)
-        pooled = jnp.swapaxes(GaussianLowpass(window, stride, impl=self.pooling_impl, name="pooling")(energies), 1, 2)
+        filterbank = GaborFilterbank(self.n_filters, window, self.sample_rate, self.min_freq, self.max_freq,
+                                     self.filter_init, self.filterbank_impl, name="filterbank")
+        lowpass = GaussianLowpass(window, stride, impl=self.pooling_impl, name="pooling")
+        if self.filterbank_impl == "fused":
+            pooled = fused.gabor_energy_pool(x, filterbank.taps(), lowpass.windows(self.n_filters), stride)
+        else:
+            pooled = lowpass(squared_modulus(filterbank(x)))
+        pooled = jnp.swapaxes(pooled, 1, 2)
         features = PCEN(floor=LEAF_PCEN_FLOOR, name="compression")(jnp.maximum(pooled, ENERGY_FLOOR))
         if self.instance_norm:
             features = InstanceNorm(name="instance_norm")(features)

@@ -129,8 +129,11 @@ class GaussianLowpass(nn.Module):
     impl: str = "auto"
 
     @nn.compact
+    def windows(self, channels: int) -> jnp.ndarray:
+        """(channels, window) the pooling windows of the current `sigma`."""
+        sigma = self.param("sigma", nn.initializers.constant(self.sigma_init), (channels,), jnp.float32)
+        return filters.gaussian_lowpass_windows(constraints.constrain_pooling_sigma(sigma, self.window),
+                                                self.window)
+
     def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
-        sigma = self.param("sigma", nn.initializers.constant(self.sigma_init), (x.shape[1],),
-                           jnp.float32)
-        sigma = constraints.constrain_pooling_sigma(sigma, self.window)
-        return weighted_pool(x, filters.gaussian_lowpass_windows(sigma, self.window), self.stride, self.impl)
+        return weighted_pool(x, self.windows(x.shape[1]), self.stride, self.impl)
