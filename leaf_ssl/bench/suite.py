@@ -198,7 +198,7 @@ class StepCase(NamedTuple):
 
 def train_step_case(frontend: str, n_filters: int, encoder_dtype: str, pairs_per_device: int, remat: bool,
                     pooling_impl: str = "auto", encoder: str = "efficientnet_b0",
-                    depthwise_impl: str = "auto") -> StepCase:
+                    depthwise_impl: str = "auto", filterbank_impl: str = "auto") -> StepCase:
     """A jitted COLA step, its initial state and an on-device batch, built as the trainer builds them."""
     from jax.sharding import NamedSharding, PartitionSpec
     from leaf_ssl.model import build, configuration
@@ -207,8 +207,10 @@ def train_step_case(frontend: str, n_filters: int, encoder_dtype: str, pairs_per
 
     config = configuration.pretraining_config()
     config.frontend = {"name": frontend, "n_filters": n_filters}
-    if pooling_impl != "auto":  # a frontend without the field (mel, sincnet) fails in make_frontend, by name
-        config.frontend["pooling_impl"] = pooling_impl
+    # A frontend without the field (mel; sincnet's pooling) fails in make_frontend, by name.
+    for field, impl in (("filterbank_impl", filterbank_impl), ("pooling_impl", pooling_impl)):
+        if impl != "auto":
+            config.frontend[field] = impl
     config.encoder = configuration.encoder_config(encoder, depthwise_impl=depthwise_impl)
     config.encoder.dtype = encoder_dtype
     config.model.remat_frontend = remat
@@ -245,7 +247,7 @@ def _peak_memory_gib() -> float | None:
 
 def _step_case(args: Options, dtype: str) -> StepCase:
     return train_step_case(args.frontend, args.n_filters, dtype, args.pairs_per_device, args.remat_frontend,
-                           args.pooling_impl, args.encoder, args.depthwise_impl)
+                           args.pooling_impl, args.encoder, args.depthwise_impl, args.filterbank_impl)
 
 
 def _compiled_step(case: StepCase):
@@ -305,6 +307,7 @@ def bench_train_step(args: Options) -> list[dict]:
         return rows
     calls, facts, crops, host_batch = {}, {}, 0, None
     variant = ("_remat" if args.remat_frontend else "") + (
+        f"_filterbank_{args.filterbank_impl}" if args.filterbank_impl != "auto" else "") + (
         f"_pool_{args.pooling_impl}" if args.pooling_impl != "auto" else "") + (
         f"_depthwise_{args.depthwise_impl}" if args.depthwise_impl != "auto" else "")
     dtypes = args.dtypes.split(",")

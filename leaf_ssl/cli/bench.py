@@ -25,7 +25,8 @@ arguments and returns rows of results; `main` prints them as a table and optiona
             TFLOP/s, the allocator's peak since the process started where the backend reports it
             (`process_peak_gib`), and XLA's memory analysis of each compiled step: its temporary
             buffers and all it holds at once (`xla_temp_gib`, `xla_total_gib`; known before the step
-            runs, on every backend). `--pooling_impl` picks LEAF's lowpass path.
+            runs, on every backend). `--pooling_impl` picks LEAF's lowpass path, `--filterbank_impl` its
+            filterbank path ('fused': the Pallas kernel, TPU only compiled).
             `--peer torch` adds the PyTorch COLA step (`leaf_ssl.bench.torch_cola`: SpeechBrain's Leaf
             for --frontend leaf, a log-mel for mel; EfficientNet-B0, COLA's head, AdamW; bfloat16 under
             autocast) on the same batch, taking turns with ours, and a `vs_peer` column per dtype.
@@ -63,6 +64,7 @@ from leaf_ssl.bench import suite
 from leaf_ssl.bench.suite import LEAF_STAGES, environment, frontend_cases, print_table
 from leaf_ssl.encoders.efficientnet import DEPTHWISE_IMPLS
 from leaf_ssl.encoders.factory import ENCODERS
+from leaf_ssl.frontends.leaf import FILTERBANK_IMPLS
 from leaf_ssl.frontends.pooling import POOLING_IMPLS
 
 
@@ -88,6 +90,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--breakdown", action="store_true",
                         help="step: XLA's FLOPs and bytes of each part of the step instead of timing it")
     parser.add_argument("--remat_frontend", action="store_true", help="step: recompute the frontend in backward")
+    parser.add_argument("--filterbank_impl", choices=FILTERBANK_IMPLS, default="auto",
+                        help="step: LEAF's filterbank path, 'fused' its Pallas kernel (auto: the backend's default)")
     parser.add_argument("--pooling_impl", choices=POOLING_IMPLS, default="auto",
                         help="step: the Gaussian lowpass path of LEAF / SincNet+ (auto: the backend's default)")
     parser.add_argument("--shards", help="input: a folder or pattern of TFRecord shards (default: synthetic clips)")

@@ -37,7 +37,7 @@ import ml_collections
 from etils import epath
 
 from leaf_ssl.training import checkpointing, trainer
-from leaf_ssl.model import build, cola
+from leaf_ssl.model import build, cola, configuration
 
 logger = logging.getLogger(__name__)
 
@@ -160,7 +160,8 @@ def load_config_spec(spec: str) -> ml_collections.ConfigDict:
         if not config_json.is_file():
             raise checkpointing.CheckpointError(f"{spec} (from {RANDOM_PREFIX}{spec}) has no config.json: not a run's "
                                                 "workdir")
-        return ml_collections.ConfigDict(json.loads(config_json.read_text()))
+        saved = ml_collections.ConfigDict(json.loads(config_json.read_text()))
+        return configuration.with_readers_compute_paths(saved)
     file_name, _, argument = spec.partition(":")
     path = Path(file_name)
     if not path.is_file():
@@ -188,7 +189,7 @@ def _read_config(step_dir: epath.Path) -> tuple[ml_collections.ConfigDict, dict]
             raise checkpointing.CheckpointError(
                 f"checkpoint {step_dir} has no saved config (no meta, no {config_json}): cannot rebuild its model")
         config = json.loads(config_json.read_text())
-    return ml_collections.ConfigDict(config), meta
+    return configuration.with_readers_compute_paths(ml_collections.ConfigDict(config)), meta
 
 
 def _restore(step_dir: epath.Path) -> FrozenModel:

@@ -138,6 +138,19 @@ def frontend_config(frontend: str, *, n_filters: int, init: str) -> dict:
             **{field: "auto" for field in frontend_factory.COMPUTE_PATH_FIELDS[frontend]}}
 
 
+def with_readers_compute_paths(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+    """A saved run's config with its compute paths (`frontend.*_impl`, `encoder.depthwise_impl`) set to
+    'auto', for a reader on another backend: the paths give the same numbers to float32 rounding, and
+    the writer's choice may not run here (a TPU run's 'fused' filterbank is refused on GPUs)."""
+    config = ml_collections.ConfigDict(config.to_dict())
+    for field in frontend_factory.COMPUTE_PATH_FIELDS.get(config.frontend.get("name"), ()):
+        if field in config.frontend:
+            config.frontend[field] = "auto"
+    if "depthwise_impl" in config.get("encoder", {}):
+        config.encoder.depthwise_impl = "auto"
+    return config
+
+
 def encoder_config(name: str, **fields) -> ml_collections.ConfigDict:
     """`config.encoder`: `name` (efficientnet_b0 | efficientnet_tiny) picks a preset; every other
     field is a constructor argument, present in every config so that each can be overridden.
