@@ -163,3 +163,18 @@ def test_a_run_saved_with_the_fused_path_is_read_with_the_readers_own_paths(tmp_
         assert (read.config.frontend.filterbank_impl, read.config.encoder.depthwise_impl) == ("auto", "auto")
     jax.tree_util.tree_map(np.testing.assert_array_equal, load_frozen_model(str(tmp_path)).variables,
                            frozen.variables)
+
+
+def test_the_cost_estimate_counts_the_products_xla_counts_for_the_same_matmuls():
+    geometry = fused.make_geometry(1601, 401, 401, 160, 8)
+    batch = 2
+    x_tiles = jax.ShapeDtypeStruct((batch, geometry.tiles, geometry.rows, geometry.width), jnp.float32)
+    toeplitz = jax.ShapeDtypeStruct((2 * geometry.filters, geometry.width, geometry.stride), jnp.float32)
+    products = jax.jit(lambda x, t: jnp.einsum("btrm,cms->btcrs", x, t)).lower(x_tiles, toeplitz).compile()
+    cost = products.cost_analysis()
+    cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+    estimate = fused.cost_estimate(geometry, batch, products=1, waveform_passes=1, filter_passes=1)
+    assert estimate.flops == pytest.approx(cost["flops"], rel=1e-3)
+    backward = fused.cost_estimate(geometry, batch, products=3, waveform_passes=2, filter_passes=2)
+    assert backward.flops == 3 * estimate.flops
+    assert backward.bytes_accessed > estimate.bytes_accessed

@@ -208,6 +208,24 @@ def _pooled_spec(geometry: TileGeometry) -> pl.BlockSpec:
     return pl.BlockSpec((1, 1, 1, g.filters_per_tile, g.frames_per_tile), lambda f, b, t: (f, b, t, 0, 0))
 
 
+def cost_estimate(geometry: TileGeometry, batch: int, *, products: int, waveform_passes: int,
+                  filter_passes: int) -> pl.CostEstimate:
+    """What a kernel computes and moves, for XLA's cost analysis (which cannot see inside it).
+
+    products: (rows x M) @ (M x stride) products per filter, real and imaginary, and tile (forward 1;
+    backward 2, the recomputation and the filter gradient, + 1 for the waveform gradient).
+    waveform_passes / filter_passes: times the waveform tiles go through memory per filter tile (read;
+    written again as the waveform gradient's partials) / the Toeplitz filters do (read; their gradient).
+    """
+    g = geometry
+    tile_bytes = 4 * batch * g.tiles * g.rows * g.width
+    filter_bytes = 4 * 2 * g.filters * g.width * g.stride
+    pooled_bytes = 4 * batch * g.filters * g.tiles * g.frames_per_tile
+    return pl.CostEstimate(
+        flops=2 * products * batch * g.tiles * g.rows * g.width * g.stride * 2 * g.filters, transcendentals=0,
+        bytes_accessed=waveform_passes * g.filter_tiles * tile_bytes + filter_passes * filter_bytes + pooled_bytes)
+
+
 def _compiler_params(interpret: bool, semantics: tuple[str, ...]):
     if interpret:
         return None
@@ -227,6 +245,7 @@ def _forward(geometry, interpret, x_tiles, real, imag, windows):
         out_specs=_pooled_spec(g),
         interpret=interpret,
         compiler_params=_compiler_params(interpret, ("parallel", "parallel", "parallel")),
+        cost_estimate=cost_estimate(g, batch, products=1, waveform_passes=1, filter_passes=1),
         name="leaf_energy_pool",
     )(x_tiles, energy_mask(g), real, imag, windows)
 
@@ -251,6 +270,8 @@ def _backward(geometry, interpret, need_waveform_gradient, x_tiles, real, imag, 
         out_specs=out_specs,
         interpret=interpret,
         compiler_params=_compiler_params(interpret, ("parallel", "arbitrary", "arbitrary")),
+        cost_estimate=cost_estimate(g, batch, products=2 + need_waveform_gradient,
+                                    waveform_passes=1 + need_waveform_gradient, filter_passes=2),
         name="leaf_energy_pool_backward",
     )(x_tiles, energy_mask(g), real, imag, windows, cotangent)
     d_x = jnp.sum(outputs[3], axis=0) if need_waveform_gradient else None
