@@ -88,6 +88,30 @@ def test_sharded_step_equals_single_device_computation(mesh, negatives):
                  new_batch_stats, jax.device_get(expected_batch_stats))
 
 
+def test_sharded_step_with_the_fused_kernel_equals_the_fft_path(mesh):
+    """The Pallas kernel inside shard_map: its operands' device-variance, and the custom VJP's
+    cotangents summed over devices as the rest of the model's are. On a one-device mesh, since the
+    CPU's interpreter refuses a shard_map over more (`fused._check_one_device_per_program`); the
+    8-device attempt still initialises its model (a jit replicated over 8 devices) before the
+    step is refused by name."""
+    one_device = trainer.make_mesh(jax.devices()[:1])
+    gradients = {}
+    for impl in ("fft", "fused"):
+        config = tiny_config("leaf")
+        config.model.freq_masks = config.model.time_masks = 0
+        config.frontend.filterbank_impl = impl
+        _, _, gradients[impl], _, metrics = _sgd_step(config, one_device, "local")
+        assert float(metrics["finite"]) == 1.0
+    config.train.batch_size = NUM_DEVICES
+    with pytest.raises(ValueError, match="works on one device only, not inside a shard_map over 8"):
+        _sgd_step(config, mesh, "local")
+    scale = max(np.abs(g).max() for g in jax.tree.leaves(gradients["fft"]))
+    for (path, expected), actual in zip(jax.tree_util.tree_leaves_with_path(gradients["fft"]),
+                                        jax.tree.leaves(gradients["fused"])):
+        np.testing.assert_allclose(actual, expected, atol=1e-4 * scale, rtol=2e-3, err_msg=jax.tree_util.keystr(path))
+    assert np.abs(gradients["fused"]["frontend"]["filterbank"]["gabor"]).max() > 0
+
+
 def _adamw_setup(config, mesh):
     """Model, optimizer, jitted step and a host copy of the initial state (re-placed per use,
     since the step donates its state argument)."""

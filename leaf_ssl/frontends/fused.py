@@ -27,12 +27,14 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
 from jax.experimental import pallas as pl
+from jax.experimental.pallas import tpu as pltpu
 
 from leaf_ssl.frontends.framing import blocks_per_window, num_frames, same_padding
 
@@ -226,11 +228,18 @@ def cost_estimate(geometry: TileGeometry, batch: int, *, products: int, waveform
         bytes_accessed=waveform_passes * g.filter_tiles * tile_bytes + filter_passes * filter_bytes + pooled_bytes)
 
 
-def _compiler_params(interpret: bool, semantics: tuple[str, ...]):
-    if interpret:
-        return None
-    from jax.experimental.pallas import tpu as pltpu
-    return pltpu.CompilerParams(dimension_semantics=semantics)
+def _mode(interpret: bool, semantics: tuple[str, ...], like) -> dict:
+    """pallas_call's interpret and compiler_params.
+
+    Inside `jax.shard_map` (operands varying over mesh axes) the interpreter is Pallas's TPU
+    interpreter, which accepts device-varying operands where the generic one fails on them;
+    elsewhere the generic interpreter, which the TPU one is not: under a jit replicated over
+    several CPU devices the TPU interpreter waits at a barrier for devices whose host callbacks
+    never run (measured: 8 fake devices abort after XLA's 40 s rendezvous timeout).
+    """
+    if interpret and jax.typeof(like).mat.varying:
+        interpret = pltpu.InterpretParams()
+    return {"interpret": interpret, "compiler_params": pltpu.CompilerParams(dimension_semantics=semantics)}
 
 
 def _forward(geometry, interpret, x_tiles, real, imag, windows):
@@ -238,29 +247,26 @@ def _forward(geometry, interpret, x_tiles, real, imag, windows):
     batch = x_tiles.shape[0]
     return pl.pallas_call(
         functools.partial(_forward_kernel, geometry=g),
-        out_shape=jax.ShapeDtypeStruct((g.filter_tiles, batch, g.tiles, g.filters_per_tile,
-                                        g.frames_per_tile), jnp.float32),
+        out_shape=_output((g.filter_tiles, batch, g.tiles, g.filters_per_tile, g.frames_per_tile), x_tiles),
         grid=(g.filter_tiles, batch, g.tiles),
         in_specs=_specs(g),
         out_specs=_pooled_spec(g),
-        interpret=interpret,
-        compiler_params=_compiler_params(interpret, ("parallel", "parallel", "parallel")),
+        **_mode(interpret, ("parallel", "parallel", "parallel"), x_tiles),
         cost_estimate=cost_estimate(g, batch, products=1, waveform_passes=1, filter_passes=1),
         name="leaf_energy_pool",
-    )(x_tiles, energy_mask(g), real, imag, windows)
+    )(x_tiles, _mask_like(x_tiles, g), real, imag, windows)
 
 
 def _backward(geometry, interpret, need_waveform_gradient, x_tiles, real, imag, windows, cotangent):
     g = geometry
     batch = x_tiles.shape[0]
     accumulated = pl.BlockSpec((g.filters_per_tile, g.width, g.stride), lambda f, b, t: (f, 0, 0))
-    out_shape = [jax.ShapeDtypeStruct(real.shape, jnp.float32), jax.ShapeDtypeStruct(imag.shape, jnp.float32),
-                 jax.ShapeDtypeStruct(windows.shape, jnp.float32)]
+    out_shape = [_output(real.shape, x_tiles), _output(imag.shape, x_tiles), _output(windows.shape, x_tiles)]
     out_specs = [accumulated, accumulated,
                  pl.BlockSpec((g.filters_per_tile, g.blocks_per_frame, g.stride), lambda f, b, t: (f, 0, 0))]
     if need_waveform_gradient:
         # One partial per filter tile, summed outside: the waveform tile is written once per grid step.
-        out_shape.append(jax.ShapeDtypeStruct((g.filter_tiles,) + x_tiles.shape, jnp.float32))
+        out_shape.append(_output((g.filter_tiles,) + x_tiles.shape, x_tiles))
         out_specs.append(pl.BlockSpec((1, 1, 1, g.rows, g.width), lambda f, b, t: (f, b, t, 0, 0)))
     outputs = pl.pallas_call(
         functools.partial(_backward_kernel, geometry=g),
@@ -268,14 +274,44 @@ def _backward(geometry, interpret, need_waveform_gradient, x_tiles, real, imag, 
         grid=(g.filter_tiles, batch, g.tiles),
         in_specs=_specs(g) + [_pooled_spec(g)],
         out_specs=out_specs,
-        interpret=interpret,
-        compiler_params=_compiler_params(interpret, ("parallel", "arbitrary", "arbitrary")),
+        **_mode(interpret, ("parallel", "arbitrary", "arbitrary"), x_tiles),
         cost_estimate=cost_estimate(g, batch, products=2 + need_waveform_gradient,
                                     waveform_passes=1 + need_waveform_gradient, filter_passes=2),
         name="leaf_energy_pool_backward",
-    )(x_tiles, energy_mask(g), real, imag, windows, cotangent)
+    )(x_tiles, _mask_like(x_tiles, g), real, imag, windows, cotangent)
     d_x = jnp.sum(outputs[3], axis=0) if need_waveform_gradient else None
     return d_x, outputs[0], outputs[1], outputs[2]
+
+
+def _varying_alike(*operands):
+    """Inside `jax.shard_map`, the operands cast to vary over the same mesh axes (the union of theirs).
+
+    A kernel's outputs must declare how they vary (`_output`); declaring them as the operands all
+    vary is right once the operands agree. The cast is outside the custom VJP, so that its transpose
+    (a sum over those axes) is what autodiff applies to the cotangent of an operand that did not vary.
+    """
+    axes = frozenset().union(*(jax.typeof(operand).mat.varying for operand in operands))
+    return tuple(lax.pcast(operand, tuple(sorted(axes - jax.typeof(operand).mat.varying)), to="varying")
+                 if axes - jax.typeof(operand).mat.varying else operand for operand in operands)
+
+
+def _check_one_device_per_program(operand) -> None:
+    """Pallas's TPU interpreter hangs inside a `jax.shard_map` over several CPU devices (measured: two
+    fake devices never return), so the interpreted kernel is refused there, by name."""
+    devices = math.prod(lax.axis_size(axis) for axis in jax.typeof(operand).mat.varying)
+    if devices > 1:
+        raise ValueError(f"filterbank_impl='fused' is interpreted on the CPU, which works on one device only, "
+                         f"not inside a shard_map over {devices}; use filterbank_impl='fft' (or 'auto') here")
+
+
+def _mask_like(x_tiles, geometry: TileGeometry) -> jnp.ndarray:
+    """`energy_mask`, varying as the waveform tiles do (`_varying_alike`)."""
+    return _varying_alike(x_tiles, jnp.asarray(energy_mask(geometry)))[1]
+
+
+def _output(shape, like) -> jax.ShapeDtypeStruct:
+    """A float32 kernel output varying over the mesh axes `like` varies over (`_varying_alike`)."""
+    return jax.ShapeDtypeStruct(shape, jnp.float32, manual_axis_type=jax.typeof(like).mat)
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1))
@@ -319,8 +355,12 @@ def gabor_energy_pool(waveform: jnp.ndarray, taps: jnp.ndarray, windows: jnp.nda
     geometry = make_geometry(waveform.shape[1], taps.shape[1], window, stride, filters,
                              frames_per_tile, filters_per_tile)
     toeplitz = toeplitz_filters(taps, geometry)
-    pooled = _energy_pool_tiles(geometry, resolve_interpret(interpret), waveform_tiles(waveform, geometry),
-                                toeplitz[0::2], toeplitz[1::2], window_blocks(windows, geometry))
+    operands = _varying_alike(waveform_tiles(waveform, geometry), toeplitz[0::2], toeplitz[1::2],
+                              window_blocks(windows, geometry))
+    interpret = resolve_interpret(interpret)
+    if interpret:
+        _check_one_device_per_program(operands[0])
+    pooled = _energy_pool_tiles(geometry, interpret, *operands)
     # (filter tiles, batch, tiles, filters per tile, frames per tile) -> (batch, filters, frames)
     batch = waveform.shape[0]
     pooled = jnp.transpose(pooled, (1, 0, 3, 2, 4)).reshape(batch, filters, geometry.tiles * frames_per_tile)
