@@ -91,7 +91,7 @@ def test_sharded_step_equals_single_device_computation(mesh, negatives):
 def test_sharded_step_with_the_fused_kernel_equals_the_fft_path(mesh):
     """The Pallas kernel inside shard_map: its operands' device-variance, and the custom VJP's
     cotangents summed over devices as the rest of the model's are. On a one-device mesh, since the
-    CPU's interpreter refuses a shard_map over more (`fused._check_one_device_per_program`); the
+    CPU's interpreter refuses a shard_map over more (`fused._mode`); the
     8-device attempt still initialises its model (a jit replicated over 8 devices) before the
     step is refused by name."""
     one_device = trainer.make_mesh(jax.devices()[:1])

@@ -235,9 +235,16 @@ def _mode(interpret: bool, semantics: tuple[str, ...], like) -> dict:
     interpreter, which accepts device-varying operands where the generic one fails on them;
     elsewhere the generic interpreter, which the TPU one is not: under a jit replicated over
     several CPU devices the TPU interpreter waits at a barrier for devices whose host callbacks
-    never run (measured: 8 fake devices abort after XLA's 40 s rendezvous timeout).
+    never run (measured: 8 fake devices abort after XLA's 40 s rendezvous timeout). The TPU
+    interpreter also hangs inside a shard_map over several CPU devices (measured: two fake devices
+    never return), so that case is refused by name.
     """
-    if interpret and jax.typeof(like).mat.varying:
+    axes = _varying(like)
+    if interpret and axes:
+        devices = math.prod(lax.axis_size(axis) for axis in axes)
+        if devices > 1:
+            raise ValueError(f"filterbank_impl='fused' is interpreted on the CPU, which works on one device "
+                             f"only, not inside a shard_map over {devices}; use filterbank_impl='fft' (or 'auto') here")
         interpret = pltpu.InterpretParams()
     return {"interpret": interpret, "compiler_params": pltpu.CompilerParams(dimension_semantics=semantics)}
 
@@ -283,6 +290,16 @@ def _backward(geometry, interpret, need_waveform_gradient, x_tiles, real, imag, 
     return d_x, outputs[0], outputs[1], outputs[2]
 
 
+def _varying(operand) -> frozenset:
+    """The mesh axes `operand` varies over inside `jax.shard_map` (none outside one)."""
+    return jax.typeof(operand).mat.varying
+
+
+def _vary_over(operand, axes: frozenset):
+    missing = axes - _varying(operand)
+    return lax.pcast(operand, tuple(sorted(missing)), to="varying") if missing else operand
+
+
 def _varying_alike(*operands):
     """Inside `jax.shard_map`, the operands cast to vary over the same mesh axes (the union of theirs).
 
@@ -290,23 +307,13 @@ def _varying_alike(*operands):
     vary is right once the operands agree. The cast is outside the custom VJP, so that its transpose
     (a sum over those axes) is what autodiff applies to the cotangent of an operand that did not vary.
     """
-    axes = frozenset().union(*(jax.typeof(operand).mat.varying for operand in operands))
-    return tuple(lax.pcast(operand, tuple(sorted(axes - jax.typeof(operand).mat.varying)), to="varying")
-                 if axes - jax.typeof(operand).mat.varying else operand for operand in operands)
-
-
-def _check_one_device_per_program(operand) -> None:
-    """Pallas's TPU interpreter hangs inside a `jax.shard_map` over several CPU devices (measured: two
-    fake devices never return), so the interpreted kernel is refused there, by name."""
-    devices = math.prod(lax.axis_size(axis) for axis in jax.typeof(operand).mat.varying)
-    if devices > 1:
-        raise ValueError(f"filterbank_impl='fused' is interpreted on the CPU, which works on one device only, "
-                         f"not inside a shard_map over {devices}; use filterbank_impl='fft' (or 'auto') here")
+    axes = frozenset().union(*map(_varying, operands))
+    return tuple(_vary_over(operand, axes) for operand in operands)
 
 
 def _mask_like(x_tiles, geometry: TileGeometry) -> jnp.ndarray:
     """`energy_mask`, varying as the waveform tiles do (`_varying_alike`)."""
-    return _varying_alike(x_tiles, jnp.asarray(energy_mask(geometry)))[1]
+    return _vary_over(jnp.asarray(energy_mask(geometry)), _varying(x_tiles))
 
 
 def _output(shape, like) -> jax.ShapeDtypeStruct:
@@ -357,10 +364,7 @@ def gabor_energy_pool(waveform: jnp.ndarray, taps: jnp.ndarray, windows: jnp.nda
     toeplitz = toeplitz_filters(taps, geometry)
     operands = _varying_alike(waveform_tiles(waveform, geometry), toeplitz[0::2], toeplitz[1::2],
                               window_blocks(windows, geometry))
-    interpret = resolve_interpret(interpret)
-    if interpret:
-        _check_one_device_per_program(operands[0])
-    pooled = _energy_pool_tiles(geometry, interpret, *operands)
+    pooled = _energy_pool_tiles(geometry, resolve_interpret(interpret), *operands)
     # (filter tiles, batch, tiles, filters per tile, frames per tile) -> (batch, filters, frames)
     batch = waveform.shape[0]
     pooled = jnp.transpose(pooled, (1, 0, 3, 2, 4)).reshape(batch, filters, geometry.tiles * frames_per_tile)
