@@ -6,6 +6,7 @@
 #   bash launch/demo.sh [WORKDIR]        (default runs/demo_leaf)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source launch/cpu_env.sh  # huge pages for XLA's CPU buffers
 WORKDIR=${1:-runs/demo_leaf}
 TASKS=(keyword instrument language)
 

@@ -11,6 +11,7 @@
 # skips finished training and probes. Environment: PYTHON, OUT, DEMO_CORPUS, SEEDS.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source launch/cpu_env.sh  # huge pages for XLA's CPU buffers
 PYTHON="${PYTHON:-.venv/bin/python}"
 OUT="${OUT:-runs/demo_search}"
 CORPUS="${DEMO_CORPUS:-demo_corpus}"

@@ -11,6 +11,7 @@
 # recipe itself). Needs torch (`pip install torch`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source launch/cpu_env.sh  # huge pages for XLA's CPU buffers
 PYTHON="${PYTHON:-.venv/bin/python}"
 OUT="${1:-runs/learning_parity}"
 CORPUS="${DEMO_CORPUS:-demo_corpus}"

@@ -5,6 +5,7 @@
 # resumes from that checkpoint; any other code ends the loop with it. Ctrl-C twice stops for good.
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit
+source launch/cpu_env.sh  # huge pages for XLA's CPU buffers
 PYTHON=${PYTHON:-.venv/bin/python}
 EXIT_PREEMPTED=75
 MAX_RESTARTS=${MAX_RESTARTS:-100}

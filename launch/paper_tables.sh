@@ -27,6 +27,7 @@
 # a smoke run: "--epochs 1 --min_steps 1").
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source launch/cpu_env.sh  # huge pages for XLA's CPU buffers
 PRESET="${1:-demo}"
 PYTHON="${PYTHON:-.venv/bin/python}"
 OUT="${OUT:-runs/tables_${PRESET}}"

@@ -118,6 +118,19 @@ def test_frontend_benchmark_writes_its_documented_fields(tmp_path):
     assert usable_cores() == cores_before  # unpinned when done
 
 
+def test_floor_benchmark_adds_the_transforms_and_the_passes_against_the_whole_path(tmp_path):
+    from leaf_ssl.bench.floor import FULL_RATE_PASSES
+    report = run_bench(tmp_path, "--what", "floor", "--batch", "2", "--n_filters", "4", "--repeats", "1")
+
+    rows = {row["case"]: row for row in report["rows"]}
+    assert list(rows) == ["leaf_fft", "transforms", "full_rate_pass", "floor"]
+    assert rows["leaf_fft"]["vs_leaf_fft"] == 1.0
+    assert rows["floor"]["ms"] == pytest.approx(rows["transforms"]["ms"] + FULL_RATE_PASSES * rows["full_rate_pass"]["ms"])
+    for row in rows.values():
+        assert row["crops_per_s"] == pytest.approx(2 / (row["ms"] / 1e3))
+        assert row["vs_leaf_fft"] == pytest.approx(rows["leaf_fft"]["ms"] / row["ms"])
+
+
 def test_frontend_benchmark_takes_one_thread_count():
     with pytest.raises(ValueError, match="one thread count"):
         bench_command.main(["--what", "frontend", "--cases", "mel", "--threads", "1,2"])

@@ -155,6 +155,44 @@ def test_every_launch_script_parses():
         assert result.returncode == 0, f"{script.name}: {result.stderr}"
 
 
+HUGE_PAGES_PROBE = """
+import jax, jax.numpy as jnp
+jax.jit(lambda: jnp.ones((16 * 2 ** 20,), jnp.float32) * 2)().block_until_ready()
+print(sum(int(line.split()[1]) for line in open('/proc/self/smaps') if line.startswith('AnonHugePages')))
+"""
+
+
+def _thp_mode() -> str:
+    try:
+        text = Path("/sys/kernel/mm/transparent_hugepage/enabled").read_text()
+    except OSError:
+        return "absent"
+    return text.split("[", 1)[1].split("]", 1)[0]
+
+
+@pytest.mark.parametrize("existing", ["", "glibc.malloc.arena_max=2"])
+def test_cpu_env_adds_the_huge_page_tunable_and_keeps_others(existing):
+    env = {**os.environ, "GLIBC_TUNABLES": existing}
+    script = f"source {LAUNCH / 'cpu_env.sh'}; source {LAUNCH / 'cpu_env.sh'}; echo \"$GLIBC_TUNABLES\""
+    result = subprocess.run(["bash", "-c", script], env=env, capture_output=True, text=True, check=True)
+    tunables = result.stdout.strip().split(":")
+    assert tunables.count("glibc.malloc.hugetlb=1") == 1  # sourced twice, added once
+    assert [t for t in tunables if t != "glibc.malloc.hugetlb=1"] == ([existing] if existing else [])
+
+
+@pytest.mark.skipif(_thp_mode() != "madvise", reason="needs transparent huge pages in 'madvise' mode "
+                                                      "(with 'always' every process gets them, with 'never' none)")
+def test_cpu_env_puts_xla_buffers_on_huge_pages():
+    # glibc >= 2.35 reads the tunable at start-up; in 'madvise' mode only it makes XLA's buffers huge.
+    env = {key: value for key, value in os.environ.items() if key != "GLIBC_TUNABLES"}
+    plain = subprocess.run([sys.executable, "-c", HUGE_PAGES_PROBE], env=env, capture_output=True, text=True,
+                           check=True)
+    sourced = subprocess.run(["bash", "-c", f"source {LAUNCH / 'cpu_env.sh'}; exec {sys.executable} -c \"$0\"",
+                              HUGE_PAGES_PROBE], env=env, capture_output=True, text=True, check=True)
+    assert int(plain.stdout.split()[-1]) == 0
+    assert int(sourced.stdout.split()[-1]) >= 16 * 1024  # kB: the 64 MB buffer, mostly on 2 MB pages
+
+
 def test_pod_and_cluster_launchers_are_shellcheck_clean():
     result = subprocess.run(["shellcheck", str(TPU_POD), str(SLURM)], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout

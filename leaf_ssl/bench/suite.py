@@ -123,7 +123,7 @@ def xla_cost(compiled) -> tuple[float, float]:
     return float(cost.get("flops", 0.0)), float(cost.get("bytes accessed", 0.0))
 
 
-def _jax_forward_gradient(module, waveform: jax.Array) -> tuple[Callable[[], None], dict[str, float]]:
+def jax_forward_gradient(module, waveform: jax.Array) -> tuple[Callable[[], None], dict[str, float]]:
     """One compiled forward + parameter gradient of `module` on `waveform`, waited for, and its XLA cost."""
     params = module.init(jax.random.PRNGKey(1), waveform[:1]).get("params", {})
 
@@ -153,7 +153,7 @@ def _time_frontends(args: Options, threads: int) -> tuple[dict[str, list[Usage]]
     waveform = jax.random.normal(jax.random.PRNGKey(0), (args.batch, CROP_SAMPLES), jnp.float32)
     calls, costs = {}, {}
     for name, module in _selected_cases(args.cases, args.n_filters, args.stages).items():
-        calls[name], costs[name] = _jax_forward_gradient(module, waveform)
+        calls[name], costs[name] = jax_forward_gradient(module, waveform)
     if args.peer:
         try:
             calls[PEER_CASE] = peer.speechbrain_leaf_step(np.asarray(waveform), args.n_filters,
@@ -410,6 +410,11 @@ def bench_learn(args: Options) -> list[dict]:
         raise SystemExit(f"error: {error}") from error
 
 
+def bench_floor(args: Options) -> list[dict]:
+    from leaf_ssl.bench import floor  # built on this module's timing helpers
+    return floor.bench_exact_floor(args)
+
+
 BENCHMARKS: dict[str, Callable[[Options], list[dict]]] = {
     "frontend": bench_frontends,
     "step": bench_train_step,
@@ -417,9 +422,11 @@ BENCHMARKS: dict[str, Callable[[Options], list[dict]]] = {
     "checkpoint": bench_checkpoint,
     "collectives": bench_collectives,
     "learning": bench_learn,
+    "floor": bench_floor,
 }
-NOT_IN_ALL = ("learning", "collectives")
-"""Benchmarks `--what all` leaves out: learning trains for minutes, collectives needs several devices."""
+NOT_IN_ALL = ("learning", "collectives", "floor")
+"""Benchmarks `--what all` leaves out: learning trains for minutes, collectives needs several devices, floor
+diagnoses LEAF's FFT path rather than timing a product path."""
 
 
 def _format_cell(value) -> str:

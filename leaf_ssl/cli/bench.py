@@ -47,6 +47,11 @@ arguments and returns rows of results; `main` prints them as a table and optiona
             accuracy and loss at every logged step and the probes, mean ± std over runs. See
             `leaf_ssl.bench.learning` and `launch/learning_parity.sh`.
 
+  floor:    how fast an exact LEAF filterbank could be here: LEAF's FFT path (forward + gradient, --batch
+            crops, --n_filters) beside its transforms alone and one elementwise pass over an array of its
+            filter outputs' size, taking turns in one process, and the floor they add up to; `vs_leaf_fft`
+            is each row's speed-up over the whole path. See `leaf_ssl.bench.floor`.
+
 Rows of `frontend` and `input` also have `crops_per_cpu_s` (crops per second of the process's CPU time,
 all threads), `cores_busy` (process CPU seconds / wall seconds: how many cores the case kept busy; on a
 CPU host it shows whether both sides of a comparison used every core) and `cores_waiting` (seconds the
@@ -72,7 +77,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m leaf_ssl.bench", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--what", choices=[*suite.BENCHMARKS, "all"], default="frontend")
-    parser.add_argument("--batch", type=int, default=64, help="frontend: crops per call; input: crops per batch")
+    parser.add_argument("--batch", type=int, default=64, help="frontend, floor: crops per call; input: crops per batch")
     parser.add_argument("--n_filters", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--cases", help=f"frontend: comma-separated subset of {','.join(frontend_cases(1))}")
