@@ -102,6 +102,14 @@ def test_without_torch_the_model_is_a_tf_module_taking_and_giving_tf_tensors(aud
                                rtol=1e-6)
 
 
+def test_a_random_spec_of_a_config_file_without_arguments_loads_as_its_docstring_shows(audio):
+    # "random:<file>.py" once got the prefix twice (the `.py` rule also applied to a random: spec)
+    plain = hear.load_model(f"random:{TINY}")
+    assert plain.scene_embedding_size > 0
+    np.testing.assert_allclose(hear.get_scene_embeddings(audio[:1], plain),
+                               hear.get_scene_embeddings(audio[:1], hear.load_model(str(TINY))), rtol=1e-6)
+
+
 def test_errors_name_the_problem(model):
     with pytest.raises(ValueError, match="needs model_file_path"):
         hear.load_model()

@@ -176,6 +176,17 @@ def test_random_floor_is_the_runs_initial_state(trained_run):
     assert _tree_bytes(state.params) == _tree_bytes(floor.variables["params"])
 
 
+def test_a_class_without_test_clips_is_named_in_the_result(tmp_path, caplog):
+    root = write_tone_task(tmp_path / "tones", train_per_class=3, test_per_class=1)
+    shutil.rmtree(root / "test" / "high")
+    frozen = frozen_model.load_frozen_model(f"random:{CONFIGS / 'tiny.py'}:mel")
+    result = probe.run_probe(frozen, tasks.resolve_task(f"folder:{root}"), tmp_path / "out", seeds=1,
+                             recipe=FAST_RECIPE, progress=False)
+    assert result["task"]["classes_without_test_clips"] == ["high"]
+    assert "no test clip of: high" in (tmp_path / "out" / "tones.md").read_text()
+    assert "1 of 3 classes have no test clip" in caplog.text
+
+
 @pytest.mark.parametrize("frontend", ["mel", "sincnet_plus"])
 def test_probe_runs_on_other_frontends(frontend, tone_task, tmp_path):
     frozen = frozen_model.load_frozen_model(f"random:{CONFIGS / 'tiny.py'}:{frontend}")

@@ -1,4 +1,5 @@
 """The probe task registry: folders, CSVs, demo tasks, TFDS, bad files and bad names."""
+import shutil
 import time
 
 import numpy as np
@@ -88,6 +89,15 @@ def test_csv_with_byte_order_mark_extra_fields_and_missing_files(tmp_path):
     assert [clip.id for clip in task.clips("train", skips)] == ["0.wav", "1.wav"]
     assert {item["item"]: item["reason"] for item in skips.items} == {
         "line 6: 1.wav": "more fields than the header (an unquoted comma?)", "gone.wav": "file not found"}
+
+
+def test_a_task_with_one_class_is_refused_before_any_work(tmp_path):
+    root = write_tone_task(tmp_path / "tones", train_per_class=2, test_per_class=1)
+    for split in ("train", "test"):
+        for name in ("mid", "high"):
+            shutil.rmtree(root / split / name)
+    with pytest.raises(tasks.TaskError, match="one class \\('low'\\); a probe task needs at least two"):
+        tasks.resolve_task(f"folder:{root}")
 
 
 def test_empty_class_folder_is_reported(tmp_path):

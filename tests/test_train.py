@@ -227,3 +227,21 @@ def test_command_line_errors_are_one_line(tmp_path):
     code, line = train("--config", "configs/tiny.py", "--config.train.base_learning_rate=nan",
                        f"--config.data.train_shards={missing}")
     assert code == 2 and "config.train.base_learning_rate=nan is not a finite number" in line
+    broken = tmp_path / "broken.py"
+    broken.write_text("def get_config(:\n")
+    code, line = train("--config", str(broken))
+    assert (code, line) == (2, "error: config file failed to load: SyntaxError: invalid syntax (broken.py, line 1)")
+    code, line = train("--config", str(tmp_path / "absent.py"))
+    assert code == 2 and line.startswith("error: config file: [Errno 2] No such file") and "absent.py" in line
+    not_a_folder = tmp_path / "a_file"
+    not_a_folder.write_text("a file where the workdir should be")
+    code, line = train("--config", "configs/tiny.py", "--workdir", str(not_a_folder))  # the last --workdir counts
+    assert (code, line) == (2, f"error: --workdir {not_a_folder} is a file, not a folder")
+
+
+def test_help_lists_the_training_flags_and_exits_0():
+    result = subprocess.run([sys.executable, "-m", "leaf_ssl.train", "--help"], capture_output=True, text=True,
+                            cwd=REPO, timeout=600)
+    assert result.returncode == 0
+    for flag in ("--config", "--workdir", "--distributed", "--coordinator", "--num_processes", "--process_id"):
+        assert f"  {flag}:" in result.stdout, flag

@@ -23,13 +23,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 import jax.numpy as jnp
 import numpy as np
 
-from leaf_ssl.cli import config_overrides
+from leaf_ssl.cli import config_overrides, exits
 from leaf_ssl.data.audio import SAMPLE_RATE, BadAudioError, decode_audio
 from leaf_ssl.frontends.figures import draw_outputs, write_figures
 from leaf_ssl.frontends.mel import MelFilterbank
@@ -83,12 +82,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     if args.label and len(args.label) != len(args.ckpt):
-        sys.exit(f"error: {len(args.label)} --label for {len(args.ckpt)} --ckpt: give one per checkpoint or none")
+        exits.usage_error(f"{len(args.label)} --label for {len(args.ckpt)} --ckpt: give one per checkpoint or none")
     try:
         models = [config_overrides.load_model(spec, args.config_overrides if spec.startswith(RANDOM_PREFIX) else [])
                   for spec in args.ckpt]
     except CheckpointError as error:
-        sys.exit(f"error: {error}")
+        exits.usage_error(str(error))
     labels = unique_labels(args.label or [default_label(frozen) for frozen in models])
     entries = [(label, frozen_filters(frozen)) for label, frozen in zip(labels, models)]
     out = Path(args.out)
@@ -110,7 +109,7 @@ def _draw_clip(clip: str, labels, models, entries, out: Path) -> Path:
     try:
         waveform = decode_audio(clip)
     except (BadAudioError, OSError) as error:
-        sys.exit(f"error: --clip: {error}")
+        exits.usage_error(f"--clip: {error}")
     log_mel = MelFilterbank.from_preset("leaf")
     reference = np.asarray(log_mel.apply({}, jnp.asarray(waveform)[None])[0])
     rows = [("log-mel (40 bins)", reference, frame_centre_seconds(log_mel, waveform.size, SAMPLE_RATE))]

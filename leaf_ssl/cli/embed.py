@@ -30,7 +30,7 @@ import json
 import sys
 from pathlib import Path
 
-from leaf_ssl.cli import config_overrides
+from leaf_ssl.cli import config_overrides, exits
 from leaf_ssl.inference.embedder import Embedder
 from leaf_ssl.inference.files import REPORT_NAME, InputError, embed_files, find_audio_files
 from leaf_ssl.inference.windows import DEFAULT_BATCH_SIZE, FRAME_HOP_SECONDS, hop_samples
@@ -62,8 +62,7 @@ def main(argv: list[str] | None = None) -> None:
         files, passed_over = find_audio_files(args.inputs)
         embedder = Embedder(config_overrides.load_model(args.ckpt, args.config_overrides), batch_size=args.batch)
     except (InputError, CheckpointError, ValueError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(2)
+        exits.usage_error(str(error))
     out_dir = Path(args.out)
     report = embed_files(embedder, files, out_dir, frames=args.frames, hop_seconds=args.hop_ms / 1000,
                          features=args.features)
@@ -75,7 +74,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"embedded {counts['embedded']} of {counts['files']} files into {out_dir} ({counts['skipped']} skipped"
           f"{': see ' + str(out_dir / REPORT_NAME) if counts['skipped'] else ''})")
     if counts["embedded"] == 0:
-        sys.exit(1)
+        sys.exit(exits.EXIT_FAILURE)
 
 
 if __name__ == "__main__":

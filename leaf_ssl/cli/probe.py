@@ -24,10 +24,9 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 from pathlib import Path
 
-from leaf_ssl.cli import config_overrides
+from leaf_ssl.cli import config_overrides, exits
 from leaf_ssl.inference.features import FEATURES
 from leaf_ssl.evaluation import batch_norm, linear, probe, tasks
 from leaf_ssl.training.checkpointing import CheckpointError
@@ -75,7 +74,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     if args.bn_batches and args.features == "frontend":
-        sys.exit("error: --bn_batches has no effect with --features frontend: the frontend has no BatchNorm")
+        exits.usage_error("--bn_batches has no effect with --features frontend: the frontend has no BatchNorm")
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("absl").setLevel(logging.WARNING)  # orbax logs several INFO lines per restore
     try:
@@ -84,13 +83,13 @@ def main(argv: list[str] | None = None) -> None:
                      for spec in args.task]
         frozen = config_overrides.load_model(args.ckpt, args.config_overrides)
     except (tasks.TaskError, CheckpointError) as error:
-        sys.exit(f"error: {error}")
+        exits.usage_error(str(error))
     if args.bn_batches:
         try:
             frozen = batch_norm.reestimate(frozen, num_batches=args.bn_batches, batch_size=args.bn_batch,
                                            train_shards=args.bn_data)
         except (OSError, ValueError) as error:
-            sys.exit(f"error: cannot re-estimate BatchNorm statistics (--bn_batches): {error}")
+            exits.failure(f"cannot re-estimate BatchNorm statistics (--bn_batches): {error}")
     workdir = Path(args.workdir) if args.workdir else probe.default_workdir(frozen, bn_reestimated=bool(args.bn_batches),
                                                                                   features=args.features)
     recipe = linear.ProbeRecipe(epochs=args.epochs, batch_size=args.batch, learning_rate=args.learning_rate,

@@ -6,9 +6,9 @@ Arguments are probe result JSON files or folders searched recursively for them. 
 `<out>.md` and `<out>.csv` when --out is given; prints the markdown either way.
 """
 import argparse
-import sys
 from pathlib import Path
 
+from leaf_ssl.cli import exits
 from leaf_ssl.evaluation.tables import assemble, load_results, to_csv, to_markdown
 
 
@@ -21,7 +21,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     results = load_results(args.results)
     if not results:
-        sys.exit(f"error: no probe result JSON found in {args.results}")
+        exits.usage_error(f"no probe result JSON found in {args.results}")
     task_names, rows = assemble(results, by_run=args.rows == "run")
     markdown = to_markdown(task_names, rows)
     print(markdown)

@@ -1,4 +1,4 @@
-"""`python -m leaf_ssl.train`: the command line over `leaf_ssl.training.loop.run`.
+r"""`python -m leaf_ssl.train`: the command line over `leaf_ssl.training.loop.run`.
 
     python -m leaf_ssl.train --config configs/pretrain_leaf.py:random --workdir runs/leaf_random \
         --config.data.train_shards=/data/audioset/pretrain --config.train.batch_size=512
@@ -9,19 +9,21 @@ Several processes (a TPU pod, a GPU cluster, `launch/local_multiprocess.sh`) run
 command; see `leaf_ssl.training.distributed` for how they find each other (auto-detected on
 SLURM, Open MPI and Cloud TPU; `--coordinator/--num_processes/--process_id` otherwise).
 
-Exit codes: 0 done; 2 a usage error in one line (a bad config field or argument, missing
-shards, a checkpoint of another architecture, a workdir another run holds: `workdir_lock`);
+Exit codes (`leaf_ssl.cli.exits`): 0 done; 2 a usage error in one line (a bad config field, file
+or argument, missing shards, a checkpoint of another architecture, a workdir that is a file or
+that another run holds: `workdir_lock`); 1 a workdir that cannot be written;
 75 (EX_TEMPFAIL) stopped by SIGTERM/SIGINT after saving a checkpoint, run again to continue;
 65 (EX_DATAERR) stopped after `train.max_consecutive_nonfinite` non-finite steps, with a message
 naming the first non-finite input, activation or gradient.
 """
 import logging as std_logging
 import sys
+from pathlib import Path
 
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from leaf_ssl.cli import config_overrides
+from leaf_ssl.cli import config_overrides, exits
 from leaf_ssl.model import configuration
 from leaf_ssl.training import checkpointing, distributed, loop, preemption, workdir_lock
 
@@ -34,6 +36,8 @@ _DISTRIBUTED = flags.DEFINE_enum("distributed", "auto", distributed.MODES,
 _COORDINATOR = flags.DEFINE_string("coordinator", None, "HOST:PORT of process 0's coordinator, e.g. 10.0.0.2:1234.")
 _NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Processes in the run (with --coordinator).")
 _PROCESS_ID = flags.DEFINE_integer("process_id", None, "This process's index in [0, num_processes).")
+TRAIN_FLAGS = ("config", "workdir", "distributed", "coordinator", "num_processes", "process_id")
+HELP_FLAGS = {"--help", "-h", "-?", "--helpshort", "--helpfull", "--helpxml"}
 
 
 def _quiet_orbax_info() -> None:
@@ -46,39 +50,60 @@ def parse_flags(argv: list[str]) -> list[str]:
     """absl's flag parsing, with a bad config file argument or override reported in one line
     (ml_collections would print a traceback) and exit status 2, as for any usage error."""
     try:
-        return flags.FLAGS(argv)
+        remaining = flags.FLAGS(argv)
+        # ml_collections raises for a config file it could not open only when the config is first read
+        _CONFIG.value.keys  # noqa: B018
+        return remaining
     except config_overrides.PARSE_ERRORS as error:
-        print(f"error: {config_overrides.parse_error_reason(error, argv)}", file=sys.stderr)
-        sys.exit(2)
+        exits.usage_error(config_overrides.parse_error_reason(error, argv))
+    except OSError as error:  # its message lists every path tried; the last line says why
+        exits.usage_error(f"config file: {str(error).strip().splitlines()[-1].strip()}")
+    except Exception as error:  # raised by the config file's own code while loading it (a syntax error, an import)
+        exits.usage_error(f"config file failed to load: {type(error).__name__}: {error}")
+    except SystemExit as stop:
+        # absl exits 1 after printing the help it was asked for; asking for help is not a failure
+        if stop.code == 1 and set(argv[1:]) & HELP_FLAGS:
+            sys.exit(0)
+        raise
 
 
 def main(argv, *, batches: loop.BatchSource = loop.input_batches):
     """absl's main; `batches` is the loop's input seam (tests emulate several processes with it)."""
     _quiet_orbax_info()
     if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+        exits.usage_error(f"unexpected arguments: {' '.join(argv[1:])}")
     if _WORKDIR.value is None:
-        raise app.UsageError("--workdir is required")
+        exits.usage_error("--workdir is required")
+    if "://" not in _WORKDIR.value and Path(_WORKDIR.value).exists() and not Path(_WORKDIR.value).is_dir():
+        exits.usage_error(f"--workdir {_WORKDIR.value} is a file, not a folder")
     try:
         distributed.initialize(_DISTRIBUTED.value, coordinator=_COORDINATOR.value,
                                num_processes=_NUM_PROCESSES.value, process_id=_PROCESS_ID.value)
     except ValueError as error:
-        raise app.UsageError(str(error)) from error
+        exits.usage_error(str(error))
     try:
         loop.run(_CONFIG.value, _WORKDIR.value, batches=batches)
     except (configuration.ConfigError, FileNotFoundError, checkpointing.CheckpointError,
             workdir_lock.WorkdirLocked) as error:
         logging.error("%s", error)
-        sys.exit(2)
+        sys.exit(exits.EXIT_USAGE)
     except preemption.Preempted as stop:
         logging.warning("%s", stop)
         sys.exit(preemption.EXIT_PREEMPTED)
     except preemption.NonFiniteTraining as stop:
         logging.error("%s", stop)
         sys.exit(preemption.EXIT_NONFINITE)
+    except OSError as error:  # the workdir cannot be written: read-only storage, no permission
+        logging.error("cannot write to --workdir %s: %s", _WORKDIR.value, error)
+        sys.exit(exits.EXIT_FAILURE)
 
 
 def run_command_line() -> None:
+    """`python -m leaf_ssl.train` and the `leaf-ssl-train` script: absl's --help prints the main module's
+    docstring and key flags, and the main module is either one, so both are given this module's."""
+    sys.modules["__main__"].__doc__ = __doc__
+    for name in TRAIN_FLAGS:
+        flags.FLAGS.register_key_flag_for_module(sys.argv[0], flags.FLAGS[name])
     flags.mark_flags_as_required(["config"])
     app.run(main, flags_parser=parse_flags)
 

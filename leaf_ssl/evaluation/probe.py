@@ -82,6 +82,11 @@ def run_probe(frozen: frozen_model.FrozenModel, task: tasks.Task, workdir: str |
     embedded = cache.embed_task(frozen, task, workdir / "embeddings", segment_samples=segment_samples,
                                     batch_size=embed_batch, features=features, progress=progress)
     train = embedded.splits["train"]
+    untested = [name for name, seen in zip(embedded.classes, embedded.splits["test"].targets.sum(axis=0) > 0)
+                if not seen]
+    if untested:
+        logger.warning("task %s: %d of %d classes have no test clip, so the score says nothing about them: %s",
+                       task.name, len(untested), len(embedded.classes), ", ".join(untested))
     metric = "mAP" if task.multi_label else "accuracy"
     started = time.perf_counter()
     scores = score_heads(embedded, multi_label=task.multi_label, seeds=seeds, recipe=recipe,
@@ -89,7 +94,8 @@ def run_probe(frozen: frozen_model.FrozenModel, task: tasks.Task, workdir: str |
                                                every_seconds=0.0))
     result = {
         "task": {"name": task.name, "spec": task.spec, "classes": embedded.classes,
-                 "num_classes": len(embedded.classes), "multi_label": task.multi_label, "metric": metric},
+                 "num_classes": len(embedded.classes), "multi_label": task.multi_label, "metric": metric,
+                 "classes_without_test_clips": untested},
         "model": describe_model(frozen, features),
         "metric": metric,
         "mean": float(np.mean(scores)),
@@ -158,6 +164,7 @@ def score_heads(embedded: cache.TaskEmbeddings, *, multi_label: bool, seeds: int
 def format_markdown(result: dict) -> str:
     """A human-readable report of one probe result."""
     model, counts = result["model"], result["counts"]
+    untested = result["task"].get("classes_without_test_clips")  # absent from results of older versions
     lines = [
         f"# Linear probe: {result['task']['name']}",
         "",
@@ -166,7 +173,8 @@ def format_markdown(result: dict) -> str:
         f"- BatchNorm statistics: {model.get('batch_norm', frozen_model.BATCH_NORM_AS_SAVED)}",
         f"- features: {FEATURES[model.get('features', 'encoder')]}",
         f"- task: `{result['task']['spec']}`, {result['task']['num_classes']} classes"
-        + (", multi-label" if result["task"]["multi_label"] else ""),
+        + (", multi-label" if result["task"]["multi_label"] else "")
+        + (f"; no test clip of: {', '.join(untested)}" if untested else ""),
         f"- **{result['metric']}: {100 * result['mean']:.2f} ± {100 * result['std']:.2f}** "
         f"(mean ± sample std over {len(result['per_seed'])} seeds; per seed: "
         + ", ".join(f"{100 * s:.2f}" for s in result["per_seed"]) + ")",

@@ -147,6 +147,9 @@ class AudioFilesTask(Task):
         train_classes = sorted({label for entry in entries if entry.split == "train" for label in entry.labels})
         if not train_classes:
             raise TaskError(f"task {spec}: no labelled audio file in the train split")
+        if len(train_classes) < 2:
+            raise TaskError(f"task {spec}: the train split has one class ({train_classes[0]!r}); "
+                            f"a probe task needs at least two")
         if not any(entry.split == "test" for entry in entries):
             raise TaskError(f"task {spec}: no audio file in the test split")
         self.name, self.spec, self.root = name, spec, root

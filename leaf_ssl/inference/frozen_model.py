@@ -168,7 +168,11 @@ def load_config_spec(spec: str) -> ml_collections.ConfigDict:
         raise checkpointing.CheckpointError(f"config file {path} (from {RANDOM_PREFIX}{spec}) does not exist")
     module_spec = importlib.util.spec_from_file_location(f"probe_config_{path.stem}", path)
     module = importlib.util.module_from_spec(module_spec)
-    module_spec.loader.exec_module(module)
+    try:
+        module_spec.loader.exec_module(module)
+    except Exception as error:  # the config file's own code failed: a syntax error, an import
+        raise checkpointing.CheckpointError(f"config file {path} failed to load: {type(error).__name__}: {error}") \
+            from error
     try:
         return module.get_config(argument or None)
     except ValueError as error:  # e.g. an argument the config file does not take

@@ -86,7 +86,7 @@ def load_model(model_file_path: str = "", *, config_args: str = "",
     if not model_file_path:
         raise ValueError("leaf_ssl.hear.load_model needs model_file_path: a leaf_ssl run workdir, checkpoint "
                          "step folder, config file or random:<config>; leaf_ssl ships no pretrained weights")
-    if model_file_path.endswith(".py"):
+    if model_file_path.endswith(".py") and not model_file_path.startswith(RANDOM_PREFIX):
         model_file_path = f"{RANDOM_PREFIX}{model_file_path}" + (f":{config_args}" if config_args else "")
     elif config_args:
         raise ValueError(f"config_args={config_args!r} applies to a config file, not to {model_file_path}")
