@@ -17,6 +17,7 @@ from leaf_ssl.training import checkpointing
 from leaf_ssl.frontends import filters, make_frontend
 from leaf_ssl.inference.frozen_model import load_frozen_model
 from tests.tiny_config import CONFIGS
+from tests.cli_exits import assert_exits
 
 SAMPLE_RATE = 16000
 TINY = CONFIGS / "tiny.py"
@@ -223,14 +224,14 @@ def test_cli_on_a_checkpoint_and_untrained_floors(hand_set_checkpoint, tmp_path,
     assert report["checkpoints"][2]["summary"]["learnable"] is False
 
 
-def test_cli_errors_name_the_problem(tmp_path):
-    with pytest.raises(SystemExit, match="does not exist"):
-        analyze_command.main(["--ckpt", str(tmp_path / "nowhere"), "--out", str(tmp_path / "out")])
-    with pytest.raises(SystemExit, match="2 --label for 1 --ckpt"):
-        analyze_command.main(["--ckpt", str(tmp_path), "--label", "a", "--label", "b", "--out", str(tmp_path / "out")])
+def test_cli_errors_name_the_problem(tmp_path, capsys):
+    assert_exits(capsys, 2, "does not exist", analyze_command.main,
+                 ["--ckpt", str(tmp_path / "nowhere"), "--out", str(tmp_path / "out")])
+    assert_exits(capsys, 2, "2 --label for 1 --ckpt", analyze_command.main,
+                 ["--ckpt", str(tmp_path), "--label", "a", "--label", "b", "--out", str(tmp_path / "out")])
 
 
-def test_cli_draws_each_frontend_s_output_for_a_clip(hand_set_checkpoint, tmp_path):
+def test_cli_draws_each_frontend_s_output_for_a_clip(hand_set_checkpoint, tmp_path, capsys):
     clip = tmp_path / "tone.wav"
     soundfile.write(clip, (0.3 * np.sin(2 * np.pi * 440 * np.arange(12000) / 16000)).astype(np.float32), 16000)
     out = tmp_path / "analysis"
@@ -239,5 +240,5 @@ def test_cli_draws_each_frontend_s_output_for_a_clip(hand_set_checkpoint, tmp_pa
     assert json.loads((out / "analysis.json").read_text())["figures"][-1] == "frontend_output.png"
     assert_valid_png(out / "frontend_output.png")
     (tmp_path / "bad.wav").write_bytes(b"RIFF not really")
-    with pytest.raises(SystemExit, match="bad.wav"):
-        analyze_command.main(["--ckpt", f"random:{TINY}:mel", "--out", str(out), "--clip", str(tmp_path / "bad.wav")])
+    assert_exits(capsys, 2, "bad.wav", analyze_command.main,
+                 ["--ckpt", f"random:{TINY}:mel", "--out", str(out), "--clip", str(tmp_path / "bad.wav")])

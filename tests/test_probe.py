@@ -21,6 +21,7 @@ from leaf_ssl.training import loop
 from tests.tensorboard_events import read_events
 from tests.probe_fixtures import write_tone_task
 from tests.tiny_config import CONFIGS, tiny_config
+from tests.cli_exits import assert_exits
 
 pytestmark = pytest.mark.slow  # trains or compiles whole steps: the full suite only
 
@@ -88,12 +89,13 @@ def test_probe_cli_on_a_trained_checkpoint_writes_results_and_caches(trained_run
     assert scalars["probe/tones/accuracy_std"] == {6: pytest.approx(result["std"])}
 
 
-def test_one_call_probes_several_tasks_like_separate_calls(trained_run, tone_task, tmp_path):
+def test_one_call_probes_several_tasks_like_separate_calls(trained_run, tone_task, tmp_path, capsys):
     copy = tmp_path / "tones_copy"
     shutil.copytree(tone_task.spec.removeprefix("folder:"), copy)
     common = ["--ckpt", str(trained_run), "--seeds", "1", "--epochs", "300", "--batch", "64", "--min_steps", "0"]
-    with pytest.raises(SystemExit, match="nowhere"):  # the bad last task stops the call before any work
-        probe_command.main([*common, "--task", tone_task.spec, "--task", "folder:/nowhere", "--workdir", str(tmp_path / "both")])
+    # the bad last task stops the call before any work
+    assert_exits(capsys, 2, "nowhere", probe_command.main,
+                 [*common, "--task", tone_task.spec, "--task", "folder:/nowhere", "--workdir", str(tmp_path / "both")])
     assert not (tmp_path / "both").exists()
     probe_command.main([*common, "--task", tone_task.spec, "--task", f"folder:{copy}", "--workdir", str(tmp_path / "both")])
     probe_command.main([*common, "--task", f"folder:{copy}", "--workdir", str(tmp_path / "alone")])

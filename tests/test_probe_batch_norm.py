@@ -18,6 +18,7 @@ from leaf_ssl.inference import frozen_model
 from leaf_ssl.inference.features import l2_normalize
 from tests.probe_fixtures import write_tone_task
 from tests.tiny_config import tiny_config
+from tests.cli_exits import assert_exits
 
 pytestmark = pytest.mark.slow  # trains or compiles whole steps: the full suite only
 
@@ -109,10 +110,10 @@ def test_probe_cli_reports_and_tabulates_the_reestimated_floor(floor_run, tmp_pa
     assert [row["training"] for row in rows] == ["untrained", "untrained, BN re-estimated"]
 
 
-def test_missing_calibration_data_is_a_clear_error(floor_run, tmp_path):
+def test_missing_calibration_data_is_a_clear_error(floor_run, tmp_path, capsys):
     task = f"folder:{write_tone_task(tmp_path / 'tones', train_per_class=1, test_per_class=1)}"
-    with pytest.raises(SystemExit, match=r"cannot re-estimate BatchNorm.*nowhere"):
-        probe_command.main(["--ckpt", f"random:{floor_run}", "--task", task, "--bn_batches", "1",
-                    "--bn_data", str(tmp_path / "nowhere"), "--workdir", str(tmp_path / "probes")])
+    assert_exits(capsys, 1, r"cannot re-estimate BatchNorm.*nowhere", probe_command.main,
+                 ["--ckpt", f"random:{floor_run}", "--task", task, "--bn_batches", "1",
+                  "--bn_data", str(tmp_path / "nowhere"), "--workdir", str(tmp_path / "probes")])
     with pytest.raises(ValueError, match="positive"):
         batch_norm.reestimate(frozen_model.load_frozen_model(f"random:{floor_run}"), num_batches=0, batch_size=4)

@@ -13,6 +13,7 @@ from leaf_ssl.frontends import make_frontend
 from leaf_ssl.inference import frozen_model
 from tests.probe_fixtures import write_tone_task
 from tests.tiny_config import CONFIGS, tiny_config
+from tests.cli_exits import assert_exits
 
 FLOOR = f"random:{CONFIGS / 'tiny.py'}:leaf"
 
@@ -82,6 +83,6 @@ def test_probe_cli_reads_the_frontend_alone_in_its_own_row_and_cache(tmp_path):
     assert probe.default_workdir(floor, features="frontend") != probe.default_workdir(floor)
 
 
-def test_batch_norm_reestimation_with_frontend_features_is_refused(tmp_path):
-    with pytest.raises(SystemExit, match="no effect with --features frontend"):
-        probe_command.main(["--ckpt", FLOOR, "--task", "folder:/nowhere", "--features", "frontend", "--bn_batches", "2"])
+def test_batch_norm_reestimation_with_frontend_features_is_refused(tmp_path, capsys):
+    assert_exits(capsys, 2, "no effect with --features frontend", probe_command.main,
+                 ["--ckpt", FLOOR, "--task", "folder:/nowhere", "--features", "frontend", "--bn_batches", "2"])

@@ -8,6 +8,7 @@ import pytest
 
 from leaf_ssl.cli import tables as tables_command
 from leaf_ssl.evaluation import tables
+from tests.cli_exits import assert_exits
 
 
 def _result(frontend, init, training, task, per_seed, metric="accuracy"):
@@ -60,9 +61,8 @@ def test_newest_result_wins_for_a_duplicate_cell(results_dir):
     assert mel["results"]["keyword"]["mean"] == pytest.approx(0.7)
 
 
-def test_no_results_is_an_error(tmp_path):
-    with pytest.raises(SystemExit, match="no probe result"):
-        tables_command.main([str(tmp_path)])
+def test_no_results_is_an_error(tmp_path, capsys):
+    assert_exits(capsys, 2, "no probe result", tables_command.main, [str(tmp_path)])
 
 
 def test_rows_by_run_keep_apart_two_runs_of_one_frontend(tmp_path, capsys):
