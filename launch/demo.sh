@@ -20,7 +20,7 @@ probe() {  # probe CKPT RESULTS_DIR [more probe flags]: the tasks without a resu
   (( ${#missing[@]} )) || return 0
   .venv/bin/python -m leaf_ssl.probe --ckpt "$1" --workdir "$2" "${missing[@]}" --data_dir demo_corpus "${@:3}"
 }
-probe "$WORKDIR" "$WORKDIR/probes"
+probe "$WORKDIR" "$WORKDIR/probes" --tensorboard
 # the untrained floor, with its initial BatchNorm statistics and with statistics of the data
 probe "random:$WORKDIR" "$WORKDIR/probes_untrained"
 probe "random:$WORKDIR" "$WORKDIR/probes_untrained_bn" --bn_batches 50

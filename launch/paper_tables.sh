@@ -108,7 +108,7 @@ for variant in "${VARIANTS[@]}"; do
   name="${variant/,/_}"
   echo "== $name: self-supervised ($(ssl_config "$variant"))"
   "$PYTHON" -m leaf_ssl.train --config "$(ssl_config "$variant")" --workdir "$OUT/${name}_ssl" "${TRAIN_FLAGS[@]}"
-  probe_all "$OUT/${name}_ssl" "$OUT/${name}_ssl/probes"
+  probe_all "$OUT/${name}_ssl" "$OUT/${name}_ssl/probes" --tensorboard
   # The floor: the untrained model, exactly as the self-supervised run started; and the same
   # weights with BatchNorm statistics of the training data (their initial ones are identities).
   if [[ "$FLOORS" == *" untrained "* ]]; then
@@ -121,7 +121,7 @@ for variant in "${VARIANTS[@]}"; do
   echo "== $name: supervised ($(supervised_config "$variant"))"
   "$PYTHON" -m leaf_ssl.train --config "$(supervised_config "$variant")" --workdir "$OUT/${name}_supervised" \
     "${SUPERVISED_FLAGS[@]}"
-  probe_all "$OUT/${name}_supervised" "$OUT/${name}_supervised/probes"
+  probe_all "$OUT/${name}_supervised" "$OUT/${name}_supervised/probes" --tensorboard
 done
 "$PYTHON" -m leaf_ssl.tables "$OUT" --out "$OUT/table"
 echo "table: $OUT/table.md ($(( (SECONDS - started) / 60 )) min)"

@@ -60,7 +60,7 @@ def _folder_digest(path: Path) -> str:
 
 
 def test_probe_cli_on_a_trained_checkpoint_writes_results_and_caches(trained_run, tone_task, tmp_path, capsys):
-    before = _folder_digest(trained_run / "checkpoints")
+    before = _folder_digest(trained_run)
     argv = ["--ckpt", str(trained_run), "--task", tone_task.spec, "--workdir", str(tmp_path), "--seeds", "2",
             "--epochs", "300", "--batch", "64"]
     probe_command.main(argv)
@@ -79,11 +79,12 @@ def test_probe_cli_on_a_trained_checkpoint_writes_results_and_caches(trained_run
     assert 2 * 24 <= result["counts"]["train"]["segments"] <= 8 * 24
     assert "accuracy" in (tmp_path / "tones.md").read_text() and "accuracy" in capsys.readouterr().out
     assert not result["embedding"]["from_cache"]
-    probe_command.main(argv)  # same checkpoint, same task: embeddings come from the cache, scores repeat exactly
+    assert _folder_digest(trained_run) == before, "a probe leaves the run's files alone unless asked"
+    # same checkpoint, same task: embeddings come from the cache, scores repeat exactly; asked to, the
+    # probe puts the score beside the run's training curves, at the checkpoint's step
+    probe_command.main([*argv, "--tensorboard"])
     again = json.loads((tmp_path / "tones.json").read_text())
     assert again["embedding"]["from_cache"] and again["per_seed"] == result["per_seed"]
-    assert _folder_digest(trained_run / "checkpoints") == before, "probing never writes to the checkpoint"
-    # the score also lands beside the run's training curves, at the checkpoint's step
     scalars, _, _ = read_events(trained_run / "tensorboard")
     assert scalars["probe/tones/accuracy"] == {6: pytest.approx(result["mean"])}
     assert scalars["probe/tones/accuracy_std"] == {6: pytest.approx(result["std"])}

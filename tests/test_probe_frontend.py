@@ -1,6 +1,8 @@
 """`--features frontend`: the probe reads each frontend channel's mean and std over a segment's
 frames, without the encoder."""
+import dataclasses
 import json
+from pathlib import Path
 
 import jax
 import numpy as np
@@ -81,6 +83,16 @@ def test_probe_cli_reads_the_frontend_alone_in_its_own_row_and_cache(tmp_path):
     assert [row["training"] for row in rows] == ["untrained", "untrained, frontend only"]
     floor = frozen_model.FrozenModel(model=None, variables={}, config=None, source=FLOOR, step=0)
     assert probe.default_workdir(floor, features="frontend") != probe.default_workdir(floor)
+
+
+def test_default_results_folder_is_outside_the_run(tmp_path):
+    run = tmp_path / "runs" / "demo_leaf"
+    step = frozen_model.FrozenModel(model=None, variables={}, config=None, source=str(run / "checkpoints" / "240"),
+                                    step=240, run_dir=str(run))
+    assert probe.default_workdir(step) == Path("probes") / "demo_leaf"
+    assert probe.default_workdir(step, bn_reestimated=True, features="encoder") == Path("probes") / "demo_leaf_bn"
+    gcs = dataclasses.replace(step, source="gs://bucket/runs/demo_leaf/checkpoints/240", run_dir="gs://bucket/runs/demo_leaf")
+    assert probe.default_workdir(gcs) == Path("probes") / "demo_leaf"
 
 
 def test_batch_norm_reestimation_with_frontend_features_is_refused(tmp_path, capsys):

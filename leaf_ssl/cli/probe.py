@@ -17,8 +17,9 @@
 4. Prints and writes `<workdir>/<task>.json` and `<task>.md`: mean +/- sample std over seeds,
    per-seed values, clip/segment counts and every skipped file with its reason.
 
-`--workdir` defaults to `<run workdir>/probes`, or `probes/<config>` for `random:` (with `_bn`
-and `_frontend` appended for those variants).
+`--workdir` defaults to `probes/<run name>` in the current folder, or `probes/random_<config>` for
+`random:` (with `_bn` and `_frontend` appended for those variants): a probe writes into the run it
+reads only when asked, with `--tensorboard`.
 """
 from __future__ import annotations
 
@@ -65,8 +66,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                              "before embedding (evaluation.batch_norm); 0 keeps the checkpoint's (default)")
     parser.add_argument("--bn_batch", type=int, default=64, help="crops per re-estimation batch")
     parser.add_argument("--bn_data", help="shards to re-estimate from (default: the config's data.train_shards)")
-    parser.add_argument("--no_tensorboard", action="store_true",
-                        help="do not add the scores to the run's TensorBoard events (<run>/tensorboard)")
+    parser.add_argument("--tensorboard", action="store_true",
+                        help="also add the scores to the run's TensorBoard events (<run>/tensorboard), at the "
+                             "checkpoint's step: the one way a probe writes into the run it reads")
     args, args.config_overrides = config_overrides.parse_args_and_overrides(parser, argv)
     return args
 
@@ -98,7 +100,7 @@ def main(argv: list[str] | None = None) -> None:
         logger.info("probing %s (step %d) on %s; results in %s", frozen.source, frozen.step, task.spec, workdir)
         result = probe.run_probe(frozen, task, workdir, seeds=args.seeds, recipe=recipe,
                                  segment_seconds=args.segment_seconds, embed_batch=args.embed_batch,
-                                 features=args.features, tensorboard=not args.no_tensorboard)
+                                 features=args.features, tensorboard=args.tensorboard)
         print(probe.format_markdown(result))
         print(f"written: {workdir / (task.name + '.json')} and .md")
 

@@ -34,17 +34,14 @@ logger = logging.getLogger(__name__)
 
 def default_workdir(frozen: frozen_model.FrozenModel, *, bn_reestimated: bool = False,
                     features: str = "encoder") -> Path:
-    """Where a probe's results go by default: `<run>/probes` for a checkpoint of a run on local disk;
-    `probes/<run name>` (in the current folder) for a run on cloud storage or a step folder outside
-    a run; `probes/random_<name>` for `random:`. `_bn` is appended for re-estimated BatchNorm
-    statistics and `_frontend` for frontend features, so that the variants' `<task>.json` never
-    overwrite each other."""
+    """Where a probe's results go by default, in the current folder, never in the run (readers leave
+    a run's files alone unless asked): `probes/<run name>` for a run or a step folder,
+    `probes/random_<name>` for `random:`. `_bn` is appended for re-estimated BatchNorm statistics and
+    `_frontend` for frontend features, so that the variants' `<task>.json` never overwrite each other."""
     suffix = _variant_suffix(bn_reestimated, features)
     if not frozen.trained:
         slug = re.sub(r"[^A-Za-z0-9]+", "_", Path(frozen.source[len(frozen_model.RANDOM_PREFIX):]).name).strip("_")
         return Path("probes") / f"random_{slug}{suffix}"
-    if frozen.run_dir is not None and "://" not in frozen.run_dir:
-        return Path(frozen.run_dir) / f"probes{suffix}"
     name = (frozen.run_dir or frozen.source).rstrip("/").rsplit("/", 1)[-1]
     return Path("probes") / f"{name}{suffix}"
 
@@ -70,10 +67,10 @@ def describe_model(frozen: frozen_model.FrozenModel, features: str = "encoder") 
 def run_probe(frozen: frozen_model.FrozenModel, task: tasks.Task, workdir: str | Path, *, seeds: int = 3,
               recipe: linear.ProbeRecipe = linear.ProbeRecipe(), segment_seconds: float | None = None,
               embed_batch: int = 64, features: str = "encoder", progress: bool = True,
-              tensorboard: bool = True) -> dict:
+              tensorboard: bool = False) -> dict:
     """Embeds, trains `seeds` linear heads, scores them; writes `<workdir>/<task>.{json,md}`; returns the result.
 
-    With `tensorboard`, a checkpoint of a run also gets `probe/<task>[_bn][_frontend]/<metric>` (and
+    With `tensorboard` (the one way a probe writes into a run), a checkpoint of a run also gets `probe/<task>[_bn][_frontend]/<metric>` (and
     `<metric>_std`) at its step in the run's TensorBoard events.
     """
     workdir = Path(workdir)
