@@ -112,6 +112,37 @@ def test_truncated_latest_checkpoint_falls_back_to_the_previous(finished_run, ti
     assert list((damaged / "unreadable_checkpoints").iterdir()), "the torn checkpoint is kept aside"
 
 
+def test_every_checkpoint_unreadable_is_refused_and_nothing_is_lost(finished_run, tiny_corpus, tmp_path):
+    workdir, _ = finished_run
+    damaged = tmp_path / "damaged"
+    shutil.copytree(workdir, damaged)
+    curves = (damaged / "metrics.jsonl").read_text()
+    events = sorted(p.name for p in (damaged / "tensorboard").rglob("*") if p.is_file())
+    for step in (2, 4):
+        flip_bytes_in_params(damaged / "checkpoints" / str(step))
+    for attempt in range(2):  # the second finds the steps already set aside, and refuses too
+        with pytest.raises(checkpointing.CheckpointError, match=r"no readable checkpoint .* 2 unreadable .*--start_over"):
+            loop.run(_config(tiny_corpus), damaged)
+        assert (damaged / "metrics.jsonl").read_text() == curves, attempt
+    assert len(list((damaged / "unreadable_checkpoints").iterdir())) == 2
+    history = loop.run(_config(tiny_corpus), damaged, start_over=True)
+    assert [h["step"] for h in history] == [2, 4], "trained from step 0"
+    [aside] = (damaged / "previous_runs").iterdir()
+    assert (aside / "metrics.jsonl").read_text() == curves, "the earlier curves are moved, not deleted"
+    assert sorted(p.name for p in (aside / "tensorboard").rglob("*") if p.is_file()) == events
+
+
+def test_a_resume_from_an_older_step_keeps_a_copy_of_the_curves_it_cuts(finished_run, tiny_corpus, tmp_path):
+    workdir, _ = finished_run
+    older = tmp_path / "older"
+    shutil.copytree(workdir, older)
+    curves = (older / "metrics.jsonl").read_text()
+    flip_bytes_in_params(older / "checkpoints" / "4")
+    loop.run(_config(tiny_corpus), older)  # resumes from step 2 and logs step 4 again
+    [aside] = (older / "previous_runs").iterdir()
+    assert (aside / "metrics.jsonl").read_text() == curves
+
+
 def test_loss_decreases_on_real_audio(tiny_corpus, tmp_path):
     config = _config(tiny_corpus, total_steps=40, log_every_steps=10, checkpoint_every_steps=40,
                      base_learning_rate=3e-3)

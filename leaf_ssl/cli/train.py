@@ -36,7 +36,10 @@ _DISTRIBUTED = flags.DEFINE_enum("distributed", "auto", distributed.MODES,
 _COORDINATOR = flags.DEFINE_string("coordinator", None, "HOST:PORT of process 0's coordinator, e.g. 10.0.0.2:1234.")
 _NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Processes in the run (with --coordinator).")
 _PROCESS_ID = flags.DEFINE_integer("process_id", None, "This process's index in [0, num_processes).")
-TRAIN_FLAGS = ("config", "workdir", "distributed", "coordinator", "num_processes", "process_id")
+_START_OVER = flags.DEFINE_bool("start_over", False, "Train from step 0 in a workdir whose checkpoints were all "
+                                "unreadable (refused without it); the earlier metrics.jsonl and TensorBoard events "
+                                "are moved to previous_runs/, never deleted.")
+TRAIN_FLAGS = ("config", "workdir", "start_over", "distributed", "coordinator", "num_processes", "process_id")
 HELP_FLAGS = {"--help", "-h", "-?", "--helpshort", "--helpfull", "--helpxml"}
 
 
@@ -82,7 +85,7 @@ def main(argv, *, batches: loop.BatchSource = loop.input_batches):
     except ValueError as error:
         exits.usage_error(str(error))
     try:
-        loop.run(_CONFIG.value, _WORKDIR.value, batches=batches)
+        loop.run(_CONFIG.value, _WORKDIR.value, batches=batches, start_over=_START_OVER.value)
     except (configuration.ConfigError, FileNotFoundError, checkpointing.CheckpointError,
             workdir_lock.WorkdirLocked) as error:
         logging.error("%s", error)

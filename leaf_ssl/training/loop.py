@@ -21,7 +21,8 @@ from absl import logging
 from leaf_ssl.data import pipeline, sharding
 from leaf_ssl.model import build, configuration
 from leaf_ssl.progress import format_duration
-from leaf_ssl.training import checkpointing, diagnostics, distributed, optim, preemption, trainer, workdir_lock
+from leaf_ssl.training import (checkpointing, diagnostics, distributed, optim, preemption, run_history, trainer,
+                               workdir_lock)
 from leaf_ssl.training.batches import input_batches
 from leaf_ssl.training.summaries import FILTER_EVERY_LOG_LINES, TrainingSummaries
 # (config, *, per_process_batch, crop_samples, start_batch) -> iterable of NumPy batches
@@ -124,28 +125,31 @@ def _abstract_state(state_fn, mesh):
 
 
 def run(config: ml_collections.ConfigDict, workdir: str | os.PathLike, *,
-        batches: BatchSource = input_batches) -> list[dict]:
+        batches: BatchSource = input_batches, start_over: bool = False) -> list[dict]:
     """Trains to config's last step (resuming if possible); returns the logged metric records.
 
     With several processes, every process calls this with the same config and workdir.
     `batches(config, per_process_batch=, crop_samples=, start_batch=)` gives this process's
     stream of NumPy batches: the pipeline of the config's shards unless a caller (a test, an
     emulation of several processes) passes another.
+
+    A workdir whose checkpoints all failed to restore is refused (`run_history`), unless
+    `start_over`, which trains from step 0 there; the earlier curves are moved aside, never deleted.
     """
     # Watching from the start: a SIGTERM while restoring or compiling (minutes on a pod) then
     # stops the run cleanly after its first step instead of killing it.
     with preemption.PreemptionWatcher() as watcher:
-        return _train(config, workdir, watcher, batches)
+        return _train(config, workdir, watcher, batches, start_over)
 
 
 def _train(config: ml_collections.ConfigDict, workdir: str | os.PathLike,
-           watcher: preemption.PreemptionWatcher, batches: BatchSource) -> list[dict]:
+           watcher: preemption.PreemptionWatcher, batches: BatchSource, start_over: bool) -> list[dict]:
     workdir = checkpointing.resolve_dir(workdir)
     mesh = trainer.make_mesh()
     configuration.validate_config(config, num_devices=mesh.size, num_processes=jax.process_count())
     workdir.mkdir(parents=True, exist_ok=True)
     with _workdir_lock(workdir):
-        return _train_locked(config, workdir, mesh, watcher, batches)
+        return _train_locked(config, workdir, mesh, watcher, batches, start_over)
 
 
 @contextlib.contextmanager
@@ -170,7 +174,7 @@ def _workdir_lock(workdir):
 
 
 def _train_locked(config: ml_collections.ConfigDict, workdir, mesh, watcher: preemption.PreemptionWatcher,
-                  batches: BatchSource) -> list[dict]:
+                  batches: BatchSource, start_over: bool) -> list[dict]:
     config = build.resolve_supervised_task(config)
     per_process_batch = config.train.batch_size // jax.process_count()
     crop = build.crop_samples(config)
@@ -186,15 +190,14 @@ def _train_locked(config: ml_collections.ConfigDict, workdir, mesh, watcher: pre
     new_state = lambda: trainer.create_train_state(model, optimizer, seed=config.seed, crop_samples=crop, mesh=mesh)
 
     store = checkpointing.CheckpointStore(workdir / "checkpoints", keep=config.train.keep_checkpoints)
-    restored = store.restore_latest_readable(_abstract_state(new_state, mesh), expected_shapes)
-    if restored is None:
-        state = new_state()
-        logging.info("new run in %s: %d clips per epoch, %d steps (%d warm-up), global batch %d pairs on %d devices"
-                     " of %d process(es)", workdir, num_clips, total_steps, warmup_steps, config.train.batch_size,
-                     mesh.size, jax.process_count())
-    else:
-        state, _ = restored
-        logging.info("resumed %s at step %d of %d", workdir, int(state.step), total_steps)
+    try:
+        state = _initial_state(store, workdir, new_state, mesh, expected_shapes, start_over,
+                               f"{num_clips} clips per epoch, {total_steps} steps ({warmup_steps} warm-up), global "
+                               f"batch {config.train.batch_size} pairs on {mesh.size} devices of "
+                               f"{jax.process_count()} process(es)", total_steps)
+    except BaseException:
+        store.close()
+        raise
     if jax.process_index() == 0:
         checkpointing.write_config_json(workdir, config.to_dict())
 
@@ -242,6 +245,42 @@ def _train_locked(config: ml_collections.ConfigDict, workdir, mesh, watcher: pre
         store.close()
         summaries.close()
     return log.history
+
+
+def _initial_state(store: checkpointing.CheckpointStore, workdir, new_state, mesh, expected_shapes: dict,
+                   start_over: bool, run_summary: str, total_steps: int):
+    """The newest readable checkpoint's state, or a new one where the run may start from step 0."""
+    restored = None if start_over else store.restore_latest_readable(_abstract_state(new_state, mesh),
+                                                                      expected_shapes)
+    if restored is not None:
+        state, _ = restored
+        logging.info("resumed %s at step %d of %d", workdir, int(state.step), total_steps)
+        aside = _on_process_0(lambda: run_history.keep_curves_a_resume_cuts(workdir, int(state.step)),
+                              "cut curves kept")
+        if aside is not None:
+            logging.info("metrics.jsonl held steps after %d, which this run logs again: a copy is in %s",
+                         int(state.step), aside)
+        return state
+    if store.all_steps():  # only with start_over: readable steps are restored otherwise
+        raise checkpointing.CheckpointError(
+            f"--start_over in {workdir}, which holds checkpoints {store.all_steps()}: move or delete them "
+            "first (they would be overwritten), or leave out --start_over to resume")
+    if not start_over:
+        run_history.refuse_silent_restart(workdir)
+    aside = _on_process_0(lambda: run_history.move_earlier_curves_aside(workdir), "earlier curves set aside")
+    if aside is not None:
+        logging.warning("an earlier run's metrics.jsonl and TensorBoard events moved to %s", aside)
+    logging.info("new run in %s: %s", workdir, run_summary)
+    return new_state()
+
+
+def _on_process_0(action: Callable[[], object], what: str):
+    """Runs `action` on process 0 (the one that writes the run's curves); every process waits for it."""
+    result = action() if jax.process_index() == 0 else None
+    if jax.process_count() > 1:
+        from jax.experimental import multihost_utils
+        multihost_utils.sync_global_devices(f"leaf_ssl: {what}")
+    return result
 
 
 def _stop_agreed(watcher: preemption.PreemptionWatcher, step: int, check_every: int) -> bool:

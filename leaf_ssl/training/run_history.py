@@ -1,0 +1,82 @@
+"""What a workdir keeps of earlier runs, and the one way it is ever set aside: moved, never deleted.
+
+    <workdir>/metrics.jsonl, tensorboard/   the run's curves
+    <workdir>/unreadable_checkpoints/       steps that failed to restore (`checkpointing`)
+    <workdir>/previous_runs/<UTC time>/     what a fresh start or a resume moved out of the way
+
+A run that finds no readable checkpoint but unreadable ones refuses to start from step 0 unless
+asked (`--start_over`): training afresh would quietly replace what those checkpoints held. A
+fresh start moves the earlier curves aside; a resume from an older step keeps a copy of the curves
+it cuts (the steps after that one, which it logs again).
+"""
+from __future__ import annotations
+
+import json
+import time
+
+from etils import epath
+
+from leaf_ssl.training.checkpointing import CheckpointError
+
+METRICS = "metrics.jsonl"
+TENSORBOARD = "tensorboard"
+UNREADABLE = "unreadable_checkpoints"
+PREVIOUS_RUNS = "previous_runs"
+
+
+class UnreadableHistory(CheckpointError):
+    """No readable checkpoint, but unreadable ones: the run will not start over unless asked."""
+
+
+def _aside_folder(workdir: epath.Path) -> epath.Path:
+    folder = workdir / PREVIOUS_RUNS / time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def unreadable_steps(workdir: epath.Path) -> list[str]:
+    folder = workdir / UNREADABLE
+    return sorted(path.name for path in folder.iterdir()) if folder.is_dir() else []
+
+
+def refuse_silent_restart(workdir: epath.Path) -> None:
+    """Raises UnreadableHistory when checkpoints of this workdir were unreadable and none is left."""
+    lost = unreadable_steps(workdir)
+    if lost:
+        raise UnreadableHistory(
+            f"no readable checkpoint in {workdir / 'checkpoints'}, and {len(lost)} unreadable one(s) in "
+            f"{workdir / UNREADABLE} ({', '.join(lost)}): not starting over silently. To train from step 0 "
+            f"in this workdir, run again with --start_over (the earlier metrics.jsonl and TensorBoard events "
+            f"are then moved to {PREVIOUS_RUNS}/, not deleted)")
+
+
+def move_earlier_curves_aside(workdir: epath.Path) -> epath.Path | None:
+    """For a run starting at step 0: moves an earlier run's metrics.jsonl and TensorBoard events into
+    previous_runs/<time>/; returns that folder, or None when there was nothing to move."""
+    present = [workdir / name for name in (METRICS, TENSORBOARD) if (workdir / name).exists()]
+    if not present:
+        return None
+    aside = _aside_folder(workdir)
+    for path in present:
+        path.rename(aside / path.name)
+    return aside
+
+
+def keep_curves_a_resume_cuts(workdir: epath.Path, resumed_step: int) -> epath.Path | None:
+    """Copies metrics.jsonl into previous_runs/<time>/ when it holds steps after `resumed_step` (the
+    resumed run logs those again); returns the copy's folder, or None when nothing is cut."""
+    path = workdir / METRICS
+    if not path.exists():
+        return None
+    text = path.read_text()
+    steps = []
+    for line in text.splitlines():
+        try:
+            steps.append(json.loads(line)["step"])
+        except (ValueError, KeyError, TypeError):  # a line torn by a kill mid-write
+            pass
+    if not any(step > resumed_step for step in steps):
+        return None
+    aside = _aside_folder(workdir)
+    (aside / METRICS).write_text(text)
+    return aside
