@@ -107,3 +107,24 @@ def test_flipped_bytes_restore_silently_in_orbax_but_not_here(tmp_path):
     jax.tree.map(np.testing.assert_array_equal, restored, _state(1, width=64))
     assert store.all_steps() == [1] and len(list((tmp_path / "unreadable_checkpoints").iterdir())) == 1
     store.close()
+
+
+def test_a_step_without_meta_is_restored_with_a_warning_and_a_non_finite_one_is_refused(tmp_path, caplog):
+    import shutil
+    state = _state(3)
+    shapes = checkpointing.param_shapes(state.params)
+    nan_params = jax.tree.map(lambda leaf: leaf.at[0].set(jnp.nan), state.params)
+    store = checkpointing.CheckpointStore(tmp_path / "ckpt")
+    store.save(1, state, {"param_shapes": shapes})
+    store.save(2, state.replace(params=nan_params), {"param_shapes": shapes})  # its digests match its NaNs
+    store.wait()
+    store.close()
+    shutil.rmtree(tmp_path / "ckpt" / "1" / "meta")
+    with caplog.at_level(logging.WARNING):
+        restored = checkpointing.restore_step(tmp_path / "ckpt" / "1", checkpointing.read_meta(tmp_path / "ckpt" / "1"),
+                                              shapes)
+    jax.tree.map(np.testing.assert_array_equal, restored["params"], state.params)
+    assert "has no recorded digests (no meta/ folder)" in caplog.text, "an unverified restore is not silent"
+    step_2 = tmp_path / "ckpt" / "2"
+    with pytest.raises(checkpointing.CorruptCheckpoint, match=r"array params/\S+ holds \d+ non-finite values"):
+        checkpointing.restore_step(step_2, checkpointing.read_meta(step_2), shapes)

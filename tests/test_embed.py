@@ -1,6 +1,7 @@
 """leaf_ssl.embed and leaf_ssl.load: files of any rate and channel count embed exactly as the model does
 on the resampled waveform; outputs mirror input paths; bad files are counted, never fatal."""
 import copy
+import itertools
 import json
 from fractions import Fraction
 
@@ -152,6 +153,21 @@ def test_batching_keeps_each_jobs_rows_in_order():
     for (job, rows), waveform in zip(results, waveforms):
         expected = waveform.reshape(-1, 10)
         np.testing.assert_array_equal(rows, np.stack([expected[:, 0], expected.sum(axis=1)], axis=1))
+
+
+def test_non_finite_features_are_refused_naming_the_job():
+    def broken_embed(batch):  # a model whose damaged variables give NaN from the second batch on
+        out = batch[:, :2].copy()
+        if batch[0, 0] >= 3000:
+            out[0, 0] = np.nan
+        return out
+
+    waveforms = [np.arange(n * 10, dtype=np.float32) + 1000 * job for job, n in enumerate([2, 2, 2, 2])]
+    jobs = [(f"clip{job}", windows.Windows(w, np.arange(0, w.size, 10), 10)) for job, w in enumerate(waveforms)]
+    results = windows.embed_windows(broken_embed, jobs, batch_size=2, max_in_flight=0)
+    assert [key for key, _ in itertools.islice(results, 3)] == ["clip0", "clip1", "clip2"]
+    with pytest.raises(windows.NonFiniteFeatures, match="1 non-finite values for the batch that starts with job 'clip3'"):
+        next(results)
 
 
 def test_window_geometry():

@@ -33,7 +33,7 @@ from pathlib import Path
 from leaf_ssl.cli import config_overrides, exits
 from leaf_ssl.inference.embedder import Embedder
 from leaf_ssl.inference.files import REPORT_NAME, InputError, embed_files, find_audio_files
-from leaf_ssl.inference.windows import DEFAULT_BATCH_SIZE, FRAME_HOP_SECONDS, hop_samples
+from leaf_ssl.inference.windows import DEFAULT_BATCH_SIZE, FRAME_HOP_SECONDS, NonFiniteFeatures, hop_samples
 from leaf_ssl.training.checkpointing import CheckpointError
 
 
@@ -64,8 +64,11 @@ def main(argv: list[str] | None = None) -> None:
     except (InputError, CheckpointError, ValueError) as error:
         exits.usage_error(str(error))
     out_dir = Path(args.out)
-    report = embed_files(embedder, files, out_dir, frames=args.frames, hop_seconds=args.hop_ms / 1000,
-                         features=args.features)
+    try:
+        report = embed_files(embedder, files, out_dir, frames=args.frames, hop_seconds=args.hop_ms / 1000,
+                             features=args.features)
+    except NonFiniteFeatures as error:
+        exits.failure(f"{embedder.source}: {error}")
     report["inputs"] = args.inputs
     report["counts"]["passed_over_not_audio"] = passed_over
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -29,6 +29,7 @@ from pathlib import Path
 
 from leaf_ssl.cli import config_overrides, exits
 from leaf_ssl.inference.features import FEATURES
+from leaf_ssl.inference.windows import NonFiniteFeatures
 from leaf_ssl.evaluation import batch_norm, linear, probe, tasks
 from leaf_ssl.training.checkpointing import CheckpointError
 
@@ -98,9 +99,12 @@ def main(argv: list[str] | None = None) -> None:
                                 min_steps=args.min_steps)
     for task in task_list:
         logger.info("probing %s (step %d) on %s; results in %s", frozen.source, frozen.step, task.spec, workdir)
-        result = probe.run_probe(frozen, task, workdir, seeds=args.seeds, recipe=recipe,
-                                 segment_seconds=args.segment_seconds, embed_batch=args.embed_batch,
-                                 features=args.features, tensorboard=args.tensorboard)
+        try:
+            result = probe.run_probe(frozen, task, workdir, seeds=args.seeds, recipe=recipe,
+                                     segment_seconds=args.segment_seconds, embed_batch=args.embed_batch,
+                                     features=args.features, tensorboard=args.tensorboard)
+        except NonFiniteFeatures as error:
+            exits.failure(f"{frozen.source} on {task.spec}: {error}")
         print(probe.format_markdown(result))
         print(f"written: {workdir / (task.name + '.json')} and .md")
 

@@ -41,8 +41,8 @@ from leaf_ssl.data.audio import SAMPLE_RATE, prepare_waveform
 from leaf_ssl.frontends import inspect
 from leaf_ssl.inference.features import make_embed_fn
 from leaf_ssl.inference.frozen_model import FrozenModel, load_frozen_model
-from leaf_ssl.inference.windows import (DEFAULT_BATCH_SIZE, FRAME_HOP_SECONDS, Windows, embed_windows,
-                                        frame_windows, segment_windows)
+from leaf_ssl.inference.windows import (DEFAULT_BATCH_SIZE, FRAME_HOP_SECONDS, Windows, checked_finite,
+                                        embed_windows, frame_windows, segment_windows)
 
 
 class Embedder:
@@ -106,7 +106,7 @@ class Embedder:
         length compiles once.
         """
         clip = self._mono_16k_at_training_loudness(waveform, sample_rate)
-        frames = np.asarray(self._frontend(jnp.asarray(clip)[None])[0], np.float32)
+        frames = checked_finite(np.asarray(self._frontend(jnp.asarray(clip)[None])[0], np.float32), "a clip's frames")
         return frames, inspect.frame_centre_seconds(self.frozen.model.frontend, clip.size, SAMPLE_RATE)
 
     def _mono_16k_at_training_loudness(self, waveform, sample_rate: int) -> np.ndarray:

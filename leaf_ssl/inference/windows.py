@@ -27,6 +27,21 @@ import numpy as np
 from leaf_ssl.data.audio import SAMPLE_RATE
 
 
+class NonFiniteFeatures(ValueError):
+    """A model gave NaN or Inf for finite audio: its variables are damaged, and nothing is written."""
+
+
+def checked_finite(values: np.ndarray, what: str) -> np.ndarray:
+    """`values`, or NonFiniteFeatures naming `what` when any is NaN or Inf. The audio every reader
+    feeds is finite (decoding refuses the rest), so the model is what went wrong."""
+    bad = values.size - int(np.count_nonzero(np.isfinite(values)))
+    if bad:
+        raise NonFiniteFeatures(f"the model gave {bad} non-finite values for {what}: its parameters or BatchNorm "
+                                "statistics are damaged, so nothing is written (a checkpoint without recorded "
+                                "digests cannot be verified: its reader warns so)")
+    return values
+
+
 def segment_starts(num_samples: int, length: int) -> list[int]:
     """Start sample of each segment of a clip of `num_samples` (see the module docstring)."""
     if num_samples <= length:
@@ -146,7 +161,8 @@ class _WindowBatcher:
             self._launch()
         while len(self.in_flight) > (0 if final else self.max_in_flight):
             result, rows = self.in_flight.popleft()
-            self.computed.append(np.asarray(result, np.float32)[:rows])
+            key = self.owed[0][0] if self.owed else "the last batch"
+            self.computed.append(checked_finite(np.asarray(result, np.float32)[:rows], f"the batch that starts with job {key!r}"))
             self.computed_rows += rows
         completed = []
         while self.owed and self.owed[0][1] <= self.computed_rows:

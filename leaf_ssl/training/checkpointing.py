@@ -168,11 +168,29 @@ def restore_step(step_dir: epath.Path, meta: dict, expected_shapes: dict, target
     mismatch = describe_shape_mismatch(expected_shapes, param_shapes(params))
     if mismatch:
         raise ArchitectureMismatch(f"checkpoint {step_dir} is of another architecture: {mismatch}")
-    if "digests" in meta:  # checkpoints written before digests were recorded have none
+    if "digests" in meta:
         corrupt = digest_mismatch(meta["digests"], restored)
         if corrupt:
             raise CorruptCheckpoint(f"checkpoint {step_dir} is corrupt: {corrupt}")
+    else:  # written before digests were recorded, or its meta/ folder is gone: say so, every time
+        logging.warning("checkpoint %s has no recorded digests%s: its arrays cannot be checked against what was "
+                        "saved", step_dir, "" if meta else " (no meta/ folder)")
+    # Training saves only states checked finite, so a non-finite array is damage whatever the digests say.
+    nonfinite = first_nonfinite_array(restored)
+    if nonfinite:
+        raise CorruptCheckpoint(f"checkpoint {step_dir} is corrupt: {nonfinite}")
     return restored
+
+
+def first_nonfinite_array(tree) -> str | None:
+    """'array <name> holds N non-finite values' for the first floating array of `tree` with NaN or Inf, or None."""
+    for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]:
+        array = _host_array(leaf)
+        if jax.dtypes.issubdtype(array.dtype, np.floating):  # bfloat16 included
+            count = int(array.size - np.count_nonzero(np.isfinite(array.astype(np.float32))))
+            if count:
+                return f"array {_leaf_name(path)} holds {count} non-finite values"
+    return None
 
 
 class CheckpointStore:
