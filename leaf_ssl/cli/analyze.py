@@ -28,7 +28,7 @@ from pathlib import Path
 import jax.numpy as jnp
 import numpy as np
 
-from leaf_ssl.cli import config_overrides, exits
+from leaf_ssl.cli import config_overrides, exits, quiet
 from leaf_ssl.data.audio import SAMPLE_RATE, BadAudioError, decode_audio
 from leaf_ssl.frontends.figures import draw_outputs, write_figures
 from leaf_ssl.frontends.mel import MelFilterbank
@@ -66,6 +66,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m leaf_ssl.analyze", description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
                                      epilog=config_overrides.EPILOG)
+    parser.add_argument(quiet.VERBOSE_FLAG, action="store_true", help=quiet.VERBOSE_HELP)
     parser.add_argument("--ckpt", action="append", required=True,
                         help="a run workdir, checkpoints/ folder, step folder or random:<config> (repeatable)")
     parser.add_argument("--label", action="append",

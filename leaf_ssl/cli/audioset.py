@@ -5,6 +5,7 @@ import logging
 import os
 import sys
 
+from leaf_ssl.cli import quiet
 from leaf_ssl.data import audioset
 from leaf_ssl.data.audioset import (DEFAULT_MIN_SECONDS, TASK_FILE, AudioSetError, prepare_audioset, read_json, summary_lines,
                                    task_lines)
@@ -13,6 +14,7 @@ from leaf_ssl.data.audioset import (DEFAULT_MIN_SECONDS, TASK_FILE, AudioSetErro
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m leaf_ssl.data.audioset", description=audioset.__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument(quiet.VERBOSE_FLAG, action="store_true", help=quiet.VERBOSE_HELP)
     parser.add_argument("--segments", nargs="+", required=True, help="AudioSet segment CSV(s), read in order")
     parser.add_argument("--ontology", required=True, help="AudioSet's ontology.json (decides the label indices)")
     parser.add_argument("--audio_dir", required=True, help="folder of downloaded clips (searched recursively)")

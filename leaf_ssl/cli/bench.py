@@ -64,6 +64,7 @@ import logging
 
 import jax
 
+from leaf_ssl.cli import quiet
 from leaf_ssl.bench.host import usable_cores
 from leaf_ssl.bench import suite
 from leaf_ssl.bench.suite import LEAF_STAGES, environment, frontend_cases, print_table
@@ -76,6 +77,7 @@ from leaf_ssl.frontends.pooling import POOLING_IMPLS
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m leaf_ssl.bench", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument(quiet.VERBOSE_FLAG, action="store_true", help=quiet.VERBOSE_HELP)
     parser.add_argument("--what", choices=[*suite.BENCHMARKS, "all"], default="frontend")
     parser.add_argument("--batch", type=int, default=64, help="frontend, floor: crops per call; input: crops per batch")
     parser.add_argument("--n_filters", type=int, default=64)

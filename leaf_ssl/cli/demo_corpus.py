@@ -5,6 +5,7 @@ import logging
 import os
 import sys
 
+from leaf_ssl.cli import quiet
 from leaf_ssl.data import demo
 from leaf_ssl.data.demo import SCALES, build_demo_corpus
 from leaf_ssl.data.demo_sources.common import MissingToolError
@@ -12,6 +13,7 @@ from leaf_ssl.data.demo_sources.common import MissingToolError
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m leaf_ssl.data.demo", description=demo.__doc__.split("\n\n")[0])
+    parser.add_argument(quiet.VERBOSE_FLAG, action="store_true", help=quiet.VERBOSE_HELP)
     parser.add_argument("--out", required=True, help="corpus directory")
     parser.add_argument("--scale", choices=SCALES, default="small", help="corpus size (default: small)")
     parser.add_argument("--workers", type=int, default=None, help="rendering processes (default: all CPUs)")

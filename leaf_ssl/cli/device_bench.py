@@ -20,6 +20,7 @@ import traceback
 
 import jax
 
+from leaf_ssl.cli import quiet
 from leaf_ssl.bench.suite import BENCHMARKS, environment, markdown_table
 from leaf_ssl.cli.bench import parse_args as parse_bench_args
 
@@ -52,6 +53,7 @@ def sections(shape: dict[str, str]) -> list[tuple[str, list[str]]]:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m leaf_ssl.cli.device_bench", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument(quiet.VERBOSE_FLAG, action="store_true", help=quiet.VERBOSE_HELP)
     parser.add_argument("--smoke", action="store_true", help="tiny shapes, one repeat: a check, not a measurement")
     parser.add_argument("--json", help="write every row, the device and the environment to this file")
     args = parser.parse_args(argv)

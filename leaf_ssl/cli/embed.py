@@ -30,7 +30,7 @@ import json
 import sys
 from pathlib import Path
 
-from leaf_ssl.cli import config_overrides, exits
+from leaf_ssl.cli import config_overrides, exits, quiet
 from leaf_ssl.inference.embedder import Embedder
 from leaf_ssl.inference.files import REPORT_NAME, InputError, embed_files, find_audio_files
 from leaf_ssl.inference.windows import DEFAULT_BATCH_SIZE, FRAME_HOP_SECONDS, NonFiniteFeatures, hop_samples
@@ -41,6 +41,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m leaf_ssl.embed", description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
                                      epilog=config_overrides.EPILOG)
+    parser.add_argument(quiet.VERBOSE_FLAG, action="store_true", help=quiet.VERBOSE_HELP)
     parser.add_argument("inputs", nargs="+", metavar="INPUT", help="audio files and folders (recursive)")
     parser.add_argument("--ckpt", required=True, help="a run workdir, checkpoints/ folder, step folder or "
                                                       "random:<config>")

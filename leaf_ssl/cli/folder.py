@@ -5,6 +5,7 @@ import logging
 import os
 import sys
 
+from leaf_ssl.cli import quiet
 from leaf_ssl.data import folder
 from leaf_ssl.data.folder import (DEFAULT_MIN_SECONDS, FolderError, find_audio_files, prepare_folder, read_file_list,
                                  summary_lines)
@@ -13,6 +14,7 @@ from leaf_ssl.data.folder import (DEFAULT_MIN_SECONDS, FolderError, find_audio_f
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m leaf_ssl.data.folder", description=folder.__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument(quiet.VERBOSE_FLAG, action="store_true", help=quiet.VERBOSE_HELP)
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--audio_dir", help="folder of audio files (searched recursively)")
     source.add_argument("--file_list", help="a text file or CSV ('path' column) of audio file paths")

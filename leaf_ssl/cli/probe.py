@@ -27,7 +27,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from leaf_ssl.cli import config_overrides, exits
+from leaf_ssl.cli import config_overrides, exits, quiet
 from leaf_ssl.inference.features import FEATURES
 from leaf_ssl.inference.windows import NonFiniteFeatures
 from leaf_ssl.evaluation import batch_norm, linear, probe, tasks
@@ -39,6 +39,7 @@ logger = logging.getLogger(__name__)
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m leaf_ssl.probe", description=__doc__.split("\n\n")[0],
                                      epilog=config_overrides.EPILOG)
+    parser.add_argument(quiet.VERBOSE_FLAG, action="store_true", help=quiet.VERBOSE_HELP)
     parser.add_argument("--ckpt", required=True, help="run workdir, its checkpoints/ folder, a step folder, "
                                                       "or random:<config file>[:<args>]")
     parser.add_argument("--task", required=True, action="append",

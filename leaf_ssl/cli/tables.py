@@ -8,12 +8,13 @@ Arguments are probe result JSON files or folders searched recursively for them. 
 import argparse
 from pathlib import Path
 
-from leaf_ssl.cli import exits
+from leaf_ssl.cli import exits, quiet
 from leaf_ssl.evaluation.tables import assemble, load_results, to_csv, to_markdown
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m leaf_ssl.tables", description=__doc__.split("\n\n")[0])
+    parser.add_argument(quiet.VERBOSE_FLAG, action="store_true", help=quiet.VERBOSE_HELP)
     parser.add_argument("results", nargs="+", help="probe result JSON files or folders holding them")
     parser.add_argument("--out", help="write <out>.md and <out>.csv")
     parser.add_argument("--rows", choices=("frontend", "run"), default="frontend",

@@ -23,7 +23,7 @@ from pathlib import Path
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from leaf_ssl.cli import config_overrides, exits
+from leaf_ssl.cli import config_overrides, exits, quiet
 from leaf_ssl.model import configuration
 from leaf_ssl.training import checkpointing, distributed, loop, preemption, workdir_lock
 
@@ -39,14 +39,17 @@ _PROCESS_ID = flags.DEFINE_integer("process_id", None, "This process's index in 
 _START_OVER = flags.DEFINE_bool("start_over", False, "Train from step 0 in a workdir whose checkpoints were all "
                                 "unreadable (refused without it); the earlier metrics.jsonl and TensorBoard events "
                                 "are moved to previous_runs/, never deleted.")
-TRAIN_FLAGS = ("config", "workdir", "start_over", "distributed", "coordinator", "num_processes", "process_id")
+flags.DEFINE_bool("verbose", False, quiet.VERBOSE_HELP)  # read by leaf_ssl.cli.quiet, before any flag parsing
+TRAIN_FLAGS = ("config", "workdir", "start_over", "verbose", "distributed", "coordinator", "num_processes", "process_id")
 HELP_FLAGS = {"--help", "-h", "-?", "--helpshort", "--helpfull", "--helpxml"}
 
 
-def _quiet_orbax_info() -> None:
-    """Orbax logs several INFO lines per save through absl; keep its warnings and errors only."""
+def _quiet_library_info() -> None:
+    """Orbax logs several INFO lines per save through absl, optax one about a schedule without warm-up;
+    keep their warnings and errors only."""
     logging.get_absl_handler().addFilter(
-        lambda record: record.levelno >= std_logging.WARNING or "orbax" not in record.pathname)
+        lambda record: record.levelno >= std_logging.WARNING or not any(
+            library in record.pathname for library in ("orbax", "optax")))
 
 
 def parse_flags(argv: list[str]) -> list[str]:
@@ -72,7 +75,7 @@ def parse_flags(argv: list[str]) -> list[str]:
 
 def main(argv, *, batches: loop.BatchSource = loop.input_batches):
     """absl's main; `batches` is the loop's input seam (tests emulate several processes with it)."""
-    _quiet_orbax_info()
+    _quiet_library_info()
     if len(argv) > 1:
         exits.usage_error(f"unexpected arguments: {' '.join(argv[1:])}")
     if _WORKDIR.value is None:
