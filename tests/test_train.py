@@ -270,6 +270,33 @@ def test_command_line_errors_are_one_line(tmp_path):
     assert (code, line) == (2, f"error: --workdir {not_a_folder} is a file, not a folder")
 
 
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 6 MB tmpfs: two of the tiny run's checkpoints fill it. Needs root (mount)."""
+    mount_point = tmp_path / "small_disk"
+    mount_point.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=6m", "tmpfs", str(mount_point)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {mounted.stderr.decode().strip()}")
+    try:
+        yield mount_point
+    finally:
+        subprocess.run(["umount", str(mount_point)], check=True)
+
+
+def test_a_full_disk_during_a_save_is_one_line_naming_the_safe_step(tiny_corpus, small_disk):
+    workdir = small_disk / "run"
+    result = subprocess.run([sys.executable, "-m", "leaf_ssl.train", "--config", "configs/tiny.py", "--workdir",
+                             str(workdir), f"--config.data.train_shards={tiny_corpus / 'pretrain'}",
+                             "--config.train.total_steps=8"], capture_output=True, text=True, cwd=REPO, timeout=600)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr and "Event loop is closed" not in result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert "failed: no space left on the device; the newest complete checkpoint is step 2" in last, last
+    restored = _final_state_arrays(workdir, 2)  # the safe step reads back whole
+    assert all(np.isfinite(leaf).all() for leaf in jax.tree.leaves(restored))
+
+
 def test_help_lists_the_training_flags_and_exits_0():
     result = subprocess.run([sys.executable, "-m", "leaf_ssl.train", "--help"], capture_output=True, text=True,
                             cwd=REPO, timeout=600)

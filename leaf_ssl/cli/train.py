@@ -39,7 +39,7 @@ _PROCESS_ID = flags.DEFINE_integer("process_id", None, "This process's index in 
 _START_OVER = flags.DEFINE_bool("start_over", False, "Train from step 0 in a workdir whose checkpoints were all "
                                 "unreadable (refused without it); the earlier metrics.jsonl and TensorBoard events "
                                 "are moved to previous_runs/, never deleted.")
-flags.DEFINE_bool("verbose", False, quiet.VERBOSE_HELP)  # read by leaf_ssl.cli.quiet, before any flag parsing
+_VERBOSE = flags.DEFINE_bool("verbose", False, quiet.VERBOSE_HELP)  # also read by leaf_ssl.cli.quiet, before parsing
 TRAIN_FLAGS = ("config", "workdir", "start_over", "verbose", "distributed", "coordinator", "num_processes", "process_id")
 HELP_FLAGS = {"--help", "-h", "-?", "--helpshort", "--helpfull", "--helpxml"}
 
@@ -50,6 +50,8 @@ def _quiet_library_info() -> None:
     logging.get_absl_handler().addFilter(
         lambda record: record.levelno >= std_logging.WARNING or not any(
             library in record.pathname for library in ("orbax", "optax")))
+    if not _VERBOSE.value:  # a failed save's cause is restated in one line (checkpointing.CheckpointSaveError)
+        logging.get_absl_handler().addFilter(lambda record: "orbax" not in record.pathname)
 
 
 def parse_flags(argv: list[str]) -> list[str]:
@@ -99,6 +101,9 @@ def main(argv, *, batches: loop.BatchSource = loop.input_batches):
     except preemption.NonFiniteTraining as stop:
         logging.error("%s", stop)
         sys.exit(preemption.EXIT_NONFINITE)
+    except checkpointing.CheckpointSaveError as error:  # a full disk: the cause and the step that is safe
+        logging.error("%s", error)
+        sys.exit(exits.EXIT_FAILURE)
     except OSError as error:  # the workdir cannot be written: read-only storage, no permission
         logging.error("cannot write to --workdir %s: %s", _WORKDIR.value, error)
         sys.exit(exits.EXIT_FAILURE)

@@ -193,6 +193,18 @@ def first_nonfinite_array(tree) -> str | None:
     return None
 
 
+class CheckpointSaveError(RuntimeError):
+    """A save that failed (a full disk, lost permissions), in one line: the cause and the step that is safe."""
+
+
+def _save_failure_cause(error: Exception) -> str:
+    text = str(error)
+    if "No space left" in text or "os_error_code='28'" in text:
+        return "no space left on the device"
+    first = text.strip().splitlines()[0] if text.strip() else type(error).__name__
+    return first[:300]
+
+
 class CheckpointStore:
     """Async orbax CheckpointManager over `<workdir>/checkpoints`, keeping the last `keep`."""
 
@@ -202,6 +214,17 @@ class CheckpointStore:
                                                create=True)
         self._manager = ocp.CheckpointManager(self.directory, options=options,
                                               item_names=(STATE_ITEM, META_ITEM))
+        self._saving: int | None = None  # the step of the save in flight
+        self._failed = False
+
+    def _save_failed(self, error: Exception) -> CheckpointSaveError:
+        """The one-line error of a failed save; orbax's own lines about it add nothing to it."""
+        self._failed = True
+        complete = [int(path.name) for path in step_folders(self.directory) if int(path.name) != self._saving]
+        safe = (f"the newest complete checkpoint is step {complete[0]}: free space and run the same command "
+                "to resume from it") if complete else "no complete checkpoint exists yet"
+        return CheckpointSaveError(f"saving step {self._saving} in {self.directory} failed: "
+                                   f"{_save_failure_cause(error)}; {safe}")
 
     def all_steps(self) -> list[int]:
         return sorted(self._manager.all_steps())
@@ -213,8 +236,13 @@ class CheckpointStore:
         """Starts an async save of `state`, and `meta` with the state's array digests added;
         `wait()` blocks until it is on disk."""
         meta = {**meta, "digests": array_digests(state)}
-        self._manager.save(step, args=ocp.args.Composite(
-            **{STATE_ITEM: ocp.args.StandardSave(state), META_ITEM: ocp.args.JsonSave(meta)}), force=True)
+        self.wait()  # orbax waits for the previous save anyway; a failure of it is then reported as its own
+        self._saving = step
+        try:
+            self._manager.save(step, args=ocp.args.Composite(
+                **{STATE_ITEM: ocp.args.StandardSave(state), META_ITEM: ocp.args.JsonSave(meta)}), force=True)
+        except Exception as error:
+            raise self._save_failed(error) from error
 
     def restore(self, step: int, abstract_state: Any, expected_shapes: dict) -> tuple[Any, dict]:
         """State and meta of `step`, checked as `restore_step` checks them."""
@@ -251,10 +279,18 @@ class CheckpointStore:
         return aside
 
     def wait(self) -> None:
-        self._manager.wait_until_finished()
+        try:
+            self._manager.wait_until_finished()
+        except Exception as error:
+            raise self._save_failed(error) from error
+        self._saving = None
 
     def close(self) -> None:
-        self._manager.close()
+        try:
+            self._manager.close()
+        except Exception:
+            if not self._failed:  # after a failed save, closing reports that failure again
+                raise
 
 
 def write_config_json(workdir: str | os.PathLike, config_dict: dict) -> None:
