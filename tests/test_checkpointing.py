@@ -128,3 +128,20 @@ def test_a_step_without_meta_is_restored_with_a_warning_and_a_non_finite_one_is_
     step_2 = tmp_path / "ckpt" / "2"
     with pytest.raises(checkpointing.CorruptCheckpoint, match=r"array params/\S+ holds \d+ non-finite values"):
         checkpointing.restore_step(step_2, checkpointing.read_meta(step_2), shapes)
+
+
+@pytest.mark.parametrize("damaged", ["_METADATA", "manifest.ocdbt"])
+def test_a_damaged_index_file_is_named_not_a_type_error(tmp_path, damaged):
+    state = _state(4)
+    shapes = checkpointing.param_shapes(state.params)
+    store = checkpointing.CheckpointStore(tmp_path / "ckpt")
+    store.save(1, state, {"param_shapes": shapes})
+    store.wait()
+    store.close()
+    index = tmp_path / "ckpt" / "1" / "state" / damaged
+    data = bytearray(index.read_bytes())
+    data[10:40] = b"x" * 30
+    index.write_bytes(bytes(data))
+    step = tmp_path / "ckpt" / "1"
+    with pytest.raises(checkpointing.CheckpointError, match="_METADATA or state/manifest.ocdbt is missing or damaged"):
+        checkpointing.restore_step(step, checkpointing.read_meta(step), shapes)  # as readers restore: no target

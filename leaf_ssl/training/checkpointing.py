@@ -156,6 +156,10 @@ def restore_step(step_dir: epath.Path, meta: dict, expected_shapes: dict, target
         if target is None:
             device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
             saved = checkpointer.metadata(step_dir / STATE_ITEM).item_metadata
+            if saved is None:
+                raise CheckpointError(f"checkpoint {step_dir} is unreadable: orbax found no description of its "
+                                      f"arrays (its {STATE_ITEM}/_METADATA or {STATE_ITEM}/manifest.ocdbt is "
+                                      "missing or damaged)")
             target = jax.tree.map(lambda leaf: jax.ShapeDtypeStruct(leaf.shape, leaf.dtype, sharding=device),
                                   dict(saved))
         restored = checkpointer.restore(step_dir / STATE_ITEM, target)
