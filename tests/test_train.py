@@ -1,4 +1,5 @@
 """The pretraining entry point end to end on the tiny demo corpus (real audio, 8 fake devices)."""
+import contextlib
 import json
 import shutil
 import subprocess
@@ -270,18 +271,34 @@ def test_command_line_errors_are_one_line(tmp_path):
     assert (code, line) == (2, f"error: --workdir {not_a_folder} is a file, not a folder")
 
 
-@pytest.fixture
-def small_disk(tmp_path):
-    """A 6 MB tmpfs: two of the tiny run's checkpoints fill it. Needs root (mount)."""
-    mount_point = tmp_path / "small_disk"
+@contextlib.contextmanager
+def _tmpfs(mount_point: Path, options: str):
+    """A tmpfs mounted at `mount_point` for the block; skips the test where mounting is not allowed (not root)."""
     mount_point.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=6m", "tmpfs", str(mount_point)], capture_output=True)
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(mount_point)], capture_output=True)
     if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a small tmpfs here: {mounted.stderr.decode().strip()}")
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
     try:
         yield mount_point
     finally:
         subprocess.run(["umount", str(mount_point)], check=True)
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """6 MB: two of the tiny run's checkpoints fill it."""
+    with _tmpfs(tmp_path / "small_disk", "size=6m") as mount_point:
+        yield mount_point
+
+
+def test_a_read_only_workdir_is_one_line(tiny_corpus, tmp_path):
+    with _tmpfs(tmp_path / "read_only", "ro,size=1m") as mount_point:
+        result = subprocess.run([sys.executable, "-m", "leaf_ssl.train", "--config", "configs/tiny.py", "--workdir",
+                                 str(mount_point / "run"), f"--config.data.train_shards={tiny_corpus / 'pretrain'}"],
+                                capture_output=True, text=True, cwd=REPO, timeout=600)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1].endswith(
+        f"cannot write to --workdir {mount_point / 'run'}: [Errno 30] Read-only file system: '{mount_point / 'run'}'")
 
 
 def test_a_full_disk_during_a_save_is_one_line_naming_the_safe_step(tiny_corpus, small_disk):
