@@ -95,6 +95,22 @@ def test_default_results_folder_is_outside_the_run(tmp_path):
     assert probe.default_workdir(gcs) == Path("probes") / "demo_leaf"
 
 
+def test_the_embedding_cache_is_keyed_by_the_run_not_its_folder(tmp_path):
+    from leaf_ssl.evaluation import cache, tasks
+    from tests.probe_fixtures import write_tone_task
+    from tests.tiny_config import tiny_config
+    task = tasks.resolve_task(f"folder:{write_tone_task(tmp_path / 'tones', train_per_class=1, test_per_class=1)}")
+    step = frozen_model.FrozenModel(model=None, variables={}, config=tiny_config("mel"), step=240, run_id="3f2a",
+                                    source="/a/runs/cosine/checkpoints/240", run_dir="/a/runs/cosine")
+    copy = dataclasses.replace(step, source="/b/cosine_copy/checkpoints/240", run_dir="/b/cosine_copy")
+    key = lambda frozen: cache.cache_key(frozen, task, segment_samples=5120)
+    assert key(copy) == key(step)
+    assert key(dataclasses.replace(copy, run_id="9c1d")) != key(step), "another run"
+    assert key(dataclasses.replace(copy, step=120)) != key(step), "another step"
+    assert key(dataclasses.replace(step, run_id=None)) != key(dataclasses.replace(copy, run_id=None)), \
+        "without ids, folders tell runs apart"
+
+
 def test_batch_norm_reestimation_with_frontend_features_is_refused(tmp_path, capsys):
     assert_exits(capsys, 2, "no effect with --features frontend", probe_command.main,
                  ["--ckpt", FLOOR, "--task", "folder:/nowhere", "--features", "frontend", "--bn_batches", "2"])

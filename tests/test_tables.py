@@ -91,6 +91,22 @@ def test_rows_by_run_keep_apart_two_runs_of_one_frontend(tmp_path, capsys):
                           "| cosine | self-supervised | 60.0 ± 14.1 | 30.0 ± 0.0 | 45.0 | 5.0 |"]
 
 
+def test_a_copied_run_is_one_row_by_its_id_and_runs_without_ids_stay_apart():
+    def probed(checkpoint, run_id, per_seed, mtime):
+        found = _result("leaf", "mel", "self-supervised", "keyword", per_seed)
+        found["model"].update(checkpoint=checkpoint, run_id=run_id)
+        found["_mtime"] = mtime
+        return found
+    copies = [probed("/a/runs/cosine/checkpoints/240", "3f2a", [0.5, 0.5], 1),
+              probed("/b/backup/cosine_copy/checkpoints/240", "3f2a", [0.6, 0.6], 2)]
+    _, rows = tables.assemble(copies, by_run=True)
+    assert [(row["run"], row["results"]["keyword"]["mean"]) for row in rows] == [("cosine_copy", 0.6)]
+    unrelated = [probed("/a/runs/cosine/checkpoints/240", None, [0.5, 0.5], 1),
+                 probed("/b/backup/cosine_copy/checkpoints/240", None, [0.6, 0.6], 2)]
+    _, rows = tables.assemble(unrelated, by_run=True)
+    assert [row["run"] for row in rows] == ["cosine", "cosine_copy"]
+
+
 @pytest.mark.parametrize("training", ["untrained", "untrained, BN re-estimated"])
 def test_a_variant_is_named_once_whether_or_not_training_also_names_it(training):
     """Results written before the probe's variants became fields carried them in `training` as well."""

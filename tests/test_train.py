@@ -56,6 +56,8 @@ def test_run_writes_checkpoints_config_and_metrics(finished_run):
     assert saved["frontend"]["name"] == "leaf" and saved["train"]["total_steps"] == 4
     lines = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
     assert [line["step"] for line in lines] == [2, 4] == [h["step"] for h in history]
+    run_id = json.loads((workdir / "run.json").read_text())["run_id"]
+    assert [checkpointing.read_meta(workdir / "checkpoints" / str(step))["run_id"] for step in (2, 4)] == [run_id] * 2
     assert all(np.isfinite(line["loss"]) for line in lines)
 
 
@@ -89,6 +91,11 @@ def test_resume_from_checkpoint_reproduces_the_uninterrupted_run(finished_run, t
     jax.tree.map(np.testing.assert_array_equal, resumed, expected)
     metrics = [json.loads(line)["step"] for line in (interrupted / "metrics.jsonl").read_text().splitlines()]
     assert metrics == [2, 4], "the step logged before the interruption is replaced, not repeated"
+    # a copied and resumed run is the same run: its readers key caches and rows by this id
+    assert checkpointing.read_meta(interrupted / "checkpoints" / "4")["run_id"] == \
+        checkpointing.read_meta(workdir / "checkpoints" / "4")["run_id"]
+    frozen = frozen_checkpoint.load_frozen_model(str(interrupted))
+    assert frozen.run_id == json.loads((workdir / "run.json").read_text())["run_id"]
 
 
 def test_workdir_of_another_architecture_is_refused(finished_run, tiny_corpus, tmp_path):
@@ -130,6 +137,8 @@ def test_every_checkpoint_unreadable_is_refused_and_nothing_is_lost(finished_run
     assert [h["step"] for h in history] == [2, 4], "trained from step 0"
     [aside] = (damaged / "previous_runs").iterdir()
     assert (aside / "metrics.jsonl").read_text() == curves, "the earlier curves are moved, not deleted"
+    assert json.loads((damaged / "run.json").read_text())["run_id"] != json.loads((aside / "run.json").read_text())[
+        "run_id"], "a run started over is another run"
     assert sorted(p.name for p in (aside / "tensorboard").rglob("*") if p.is_file()) == events
 
 

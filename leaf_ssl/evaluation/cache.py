@@ -61,7 +61,8 @@ class TaskEmbeddings:
 def cache_key(frozen: FrozenModel, task: Task, segment_samples: int, features: str = "encoder") -> str:
     description = {
         "format": CACHE_FORMAT,
-        "checkpoint": frozen.source,
+        # a run's step by what the run is, so that a copied or moved run keeps its cache
+        "checkpoint": frozen.run_id or frozen.source,
         "step": frozen.step,
         "batch_norm": frozen.batch_norm,
         "config": frozen.config.to_dict(),

@@ -58,6 +58,7 @@ def describe_model(frozen: frozen_model.FrozenModel, features: str = "encoder") 
         "training": training,
         "encoder": config.encoder.name,
         "checkpoint": frozen.source,
+        "run_id": frozen.run_id,
         "step": frozen.step,
         "batch_norm": frozen.batch_norm,
         "features": features,

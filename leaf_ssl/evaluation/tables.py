@@ -80,15 +80,16 @@ def row_label(model: dict) -> str:
 
 
 def _row(model: dict, by_run: bool) -> tuple:
-    """A result's row, by its model's facts: (run or frontend, init), then training, re-estimated, frontend only."""
-    head = (run_name(model),) if by_run else (model["frontend"], model["init"])
+    """A result's row, by its model's facts: (run or frontend, init), then training, re-estimated, frontend only.
+    A run is its id where the checkpoint has one (a copied or moved run is still one row), else its name."""
+    head = (model.get("run_id") or run_name(model),) if by_run else (model["frontend"], model["init"])
     return (*head, *_training_facts(model))
 
 
-def _row_order(row: tuple, by_run: bool) -> tuple:
+def _row_order(row: tuple, by_run: bool, names: dict) -> tuple:
     # A variant ('untrained, BN re-estimated') right after its plain row.
     *head, training, re_estimated, frontend_only = row
-    head_order = tuple(head) if by_run else (_order(head[0], FRONTEND_ORDER), _order(head[1], INIT_ORDER))
+    head_order = (names[head[0]],) if by_run else (_order(head[0], FRONTEND_ORDER), _order(head[1], INIT_ORDER))
     return (*head_order, _order(training, TRAINING_ORDER), frontend_only, re_estimated)
 
 
@@ -97,8 +98,10 @@ def assemble(results: list[dict], by_run: bool = False) -> tuple[list[str], list
     `by_run`), {task: result}, average or None, dims (mean participation ratio) or None."""
     keys = RUN_ROW_KEYS if by_run else ROW_KEYS
     cells: dict[tuple, dict] = {}
+    names = {}  # a run's row head -> its name, as the newest result of it has it
     for result in sorted(results, key=lambda r: r.get("_mtime", 0)):
         row = _row(result["model"], by_run)
+        names[row[0]] = run_name(result["model"]) if by_run else row[0]
         task = result["task"]["name"]
         if task in cells.setdefault(row, {}):
             logger.warning("two results for %s on %s: using the newer (%s)", "/".join(map(str, row)), task,
@@ -106,7 +109,7 @@ def assemble(results: list[dict], by_run: bool = False) -> tuple[list[str], list
         cells[row][task] = result
     task_names = sorted({task for row in cells.values() for task in row})
     rows = []
-    for row in sorted(cells, key=lambda r: _row_order(r, by_run)):
+    for row in sorted(cells, key=lambda r: _row_order(r, by_run, names)):
         by_task = cells[row]
         average = (sum(by_task[task]["mean"] for task in task_names) / len(task_names)
                    if all(task in by_task for task in task_names) else None)
@@ -114,7 +117,7 @@ def assemble(results: list[dict], by_run: bool = False) -> tuple[list[str], list
                   if "participation_ratio" in result.get("embedding", {})]
         dims = sum(ratios) / len(ratios) if ratios else None
         *head, training, re_estimated, frontend_only = row
-        shown = (*head, _label(training, re_estimated, frontend_only))
+        shown = (names[head[0]], *head[1:], _label(training, re_estimated, frontend_only))
         rows.append(dict(zip(keys, shown), keys=keys, results=by_task, average=average, dims=dims))
     return task_names, rows
 

@@ -60,6 +60,8 @@ class FrozenModel:
       batch_norm: where the BatchNorm statistics come from: 'as saved' (the checkpoint's, or
         the initial ones of `random:`), or a description of their re-estimation
         (`evaluation.batch_norm`).
+      run_id: the id of the run that saved the checkpoint (`training.run_history`; None for
+        `random:` and for checkpoints saved before runs had ids).
     """
 
     model: cola.ColaModel
@@ -69,6 +71,7 @@ class FrozenModel:
     step: int
     run_dir: str | None = None
     batch_norm: str = BATCH_NORM_AS_SAVED
+    run_id: str | None = None
 
     @property
     def trained(self) -> bool:
@@ -217,7 +220,7 @@ def _restore(step_dir: epath.Path) -> FrozenModel:
                                             f"{str(error)[:200]})") from error
     run_dir = _run_dir(step_dir)
     return FrozenModel(model, _params_and_batch_stats(state), config, str(step_dir), step=int(step_dir.name),
-                       run_dir=None if run_dir is None else str(run_dir))
+                       run_dir=None if run_dir is None else str(run_dir), run_id=meta.get("run_id"))
 
 
 def _params_and_batch_stats(tree: Any) -> dict:

@@ -198,6 +198,8 @@ def _train_locked(config: ml_collections.ConfigDict, workdir, mesh, watcher: pre
     except BaseException:
         store.close()
         raise
+    _on_process_0(lambda: run_history.run_id(workdir), "run id made")  # the others read the one it made
+    identity = run_history.run_id(workdir)
     if jax.process_index() == 0:
         checkpointing.write_config_json(workdir, config.to_dict())
 
@@ -211,7 +213,7 @@ def _train_locked(config: ml_collections.ConfigDict, workdir, mesh, watcher: pre
                       start_step=start_step, summaries=summaries)
     filter_every = FILTER_EVERY_LOG_LINES * config.train.log_every_steps
     meta = lambda step: {"config": config.to_dict(), "step": step, "data_position": step,
-                         "param_shapes": expected_shapes}
+                         "param_shapes": expected_shapes, "run_id": identity}
 
     batch_iterator = iter(stream)
     run_start = time.perf_counter()

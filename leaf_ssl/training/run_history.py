@@ -3,6 +3,10 @@
     <workdir>/metrics.jsonl, tensorboard/   the run's curves
     <workdir>/unreadable_checkpoints/       steps that failed to restore (`checkpointing`)
     <workdir>/previous_runs/<UTC time>/     what a fresh start or a resume moved out of the way
+    <workdir>/run.json                      the run's identity: {"run_id": ...}, made when it starts
+
+The run id is also in every checkpoint's meta, so results and caches of a run's step are keyed by
+what the run is, not by where its folder lies (a copied or moved run keeps its cache and its row).
 
 A run that finds no readable checkpoint but unreadable ones refuses to start from step 0 unless
 asked (`--start_over`): training afresh would quietly replace what those checkpoints held. A
@@ -13,11 +17,13 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 
 from etils import epath
 
 from leaf_ssl.training.checkpointing import CheckpointError
 
+RUN_FILE = "run.json"
 METRICS = "metrics.jsonl"
 TENSORBOARD = "tensorboard"
 UNREADABLE = "unreadable_checkpoints"
@@ -53,7 +59,7 @@ def refuse_silent_restart(workdir: epath.Path) -> None:
 def move_earlier_curves_aside(workdir: epath.Path) -> epath.Path | None:
     """For a run starting at step 0: moves an earlier run's metrics.jsonl and TensorBoard events into
     previous_runs/<time>/; returns that folder, or None when there was nothing to move."""
-    present = [workdir / name for name in (METRICS, TENSORBOARD) if (workdir / name).exists()]
+    present = [workdir / name for name in (METRICS, TENSORBOARD, RUN_FILE) if (workdir / name).exists()]
     if not present:
         return None
     aside = _aside_folder(workdir)
@@ -80,3 +86,14 @@ def keep_curves_a_resume_cuts(workdir: epath.Path, resumed_step: int) -> epath.P
     aside = _aside_folder(workdir)
     (aside / METRICS).write_text(text)
     return aside
+
+
+def run_id(workdir: epath.Path) -> str:
+    """The run's id from run.json, made (a random UUID) when the run has none: a new run, or one
+    written before ids existed."""
+    path = workdir / RUN_FILE
+    if path.exists():
+        return json.loads(path.read_text())["run_id"]
+    identity = uuid.uuid4().hex
+    path.write_text(json.dumps({"run_id": identity, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}))
+    return identity
