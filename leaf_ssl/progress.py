@@ -42,7 +42,7 @@ class ProgressLine:
             return
         self.last = now
         eta = ""
-        if fraction is not None:
+        if fraction is not None and fraction < 1:
             since, fraction_then = self._rate_from
             eta = (f", ETA {format_duration((now - since) * (1 - fraction) / (fraction - fraction_then))}"
                    if fraction > fraction_then else ", ETA estimating")

@@ -46,3 +46,20 @@ def test_only_the_closed_event_loop_noise_is_dropped():
     assert "Event loop is closed" not in quiet
     assert "a real problem" in quiet and "another real problem" in quiet
     assert _stderr(UNRAISABLE, "--verbose").count("Event loop is closed") == 2
+
+
+NEVER_RETRIEVED = """
+import asyncio, gc, logging, leaf_ssl.cli
+logging.basicConfig()
+loop = asyncio.new_event_loop()
+future = loop.create_future()
+future.set_exception(ValueError("NOT_FOUND: a step rotated away"))
+del future; gc.collect(); loop.close()
+logging.getLogger("asyncio").error("a real asyncio problem")
+"""
+
+
+def test_unretrieved_exceptions_of_abandoned_reads_are_dropped_and_other_asyncio_errors_kept():
+    quiet = _stderr(NEVER_RETRIEVED)
+    assert "never retrieved" not in quiet and "a real asyncio problem" in quiet
+    assert "Future exception was never retrieved" in _stderr(NEVER_RETRIEVED, "--verbose")

@@ -8,6 +8,12 @@ Installed once, when any `leaf_ssl.cli` module is imported (`leaf_ssl/cli/__init
 * orbax's asyncio helpers, stopped while a thread still posts to their loop (a reader finishing as
   a trainer rotates checkpoints, a save failing on a full disk), print "Event loop is closed"
   through `sys.unraisablehook` and `threading.excepthook`, thousands of times; those alone are dropped.
+* A step that a trainer rotates away while a reader restores it fails the reader's other pending
+  reads, which asyncio logs as "Future/Task exception was never retrieved", hundreds of times; the
+  reader has already handled the failure (it lists the steps again), so those records are dropped.
+* orbax's and optax's own log records (absl): orbax's INFO lines about every save, its warnings
+  about steps a reader skips, its error logs of a failed save (which `checkpointing` restates in
+  one line), optax's notice about a schedule without warm-up.
 * jax's notice that it found no TPU (logged at INFO on every CPU or GPU host) is hidden.
 
 `--verbose` (every tool takes it) leaves all of it as it was.
@@ -23,6 +29,7 @@ import sys
 import threading
 
 VERBOSE_FLAG = "--verbose"
+LIBRARIES_RESTATED = ("orbax", "optax")  # whose absl log records the tools hide (see above)
 VERBOSE_HELP = "also show TensorFlow's, XLA's and orbax's own start-up and shutdown messages"
 
 
@@ -92,4 +99,8 @@ def install(argv: list[str]) -> None:
             previous_thread(args)
 
     sys.unraisablehook, threading.excepthook = unraisable, thread_exception
+    logging.getLogger("asyncio").addFilter(lambda record: "exception was never retrieved" not in record.getMessage())
+    import absl.logging  # noqa: F401  (first, so that the "absl" logger is absl's, which names the true caller)
+    logging.getLogger("absl").addFilter(
+        lambda record: not any(library in record.pathname for library in LIBRARIES_RESTATED))
     logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)

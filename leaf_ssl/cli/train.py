@@ -16,7 +16,6 @@ that another run holds: `workdir_lock`); 1 a workdir that cannot be written;
 65 (EX_DATAERR) stopped after `train.max_consecutive_nonfinite` non-finite steps, with a message
 naming the first non-finite input, activation or gradient.
 """
-import logging as std_logging
 import sys
 from pathlib import Path
 
@@ -39,19 +38,9 @@ _PROCESS_ID = flags.DEFINE_integer("process_id", None, "This process's index in 
 _START_OVER = flags.DEFINE_bool("start_over", False, "Train from step 0 in a workdir whose checkpoints were all "
                                 "unreadable (refused without it); the earlier metrics.jsonl and TensorBoard events "
                                 "are moved to previous_runs/, never deleted.")
-_VERBOSE = flags.DEFINE_bool("verbose", False, quiet.VERBOSE_HELP)  # also read by leaf_ssl.cli.quiet, before parsing
+flags.DEFINE_bool("verbose", False, quiet.VERBOSE_HELP)  # read by leaf_ssl.cli.quiet, before any flag parsing
 TRAIN_FLAGS = ("config", "workdir", "start_over", "verbose", "distributed", "coordinator", "num_processes", "process_id")
 HELP_FLAGS = {"--help", "-h", "-?", "--helpshort", "--helpfull", "--helpxml"}
-
-
-def _quiet_library_info() -> None:
-    """Orbax logs several INFO lines per save through absl, optax one about a schedule without warm-up;
-    keep their warnings and errors only."""
-    logging.get_absl_handler().addFilter(
-        lambda record: record.levelno >= std_logging.WARNING or not any(
-            library in record.pathname for library in ("orbax", "optax")))
-    if not _VERBOSE.value:  # a failed save's cause is restated in one line (checkpointing.CheckpointSaveError)
-        logging.get_absl_handler().addFilter(lambda record: "orbax" not in record.pathname)
 
 
 def parse_flags(argv: list[str]) -> list[str]:
@@ -77,7 +66,6 @@ def parse_flags(argv: list[str]) -> list[str]:
 
 def main(argv, *, batches: loop.BatchSource = loop.input_batches):
     """absl's main; `batches` is the loop's input seam (tests emulate several processes with it)."""
-    _quiet_library_info()
     if len(argv) > 1:
         exits.usage_error(f"unexpected arguments: {' '.join(argv[1:])}")
     if _WORKDIR.value is None:
