@@ -1,6 +1,9 @@
 """The probe task registry: folders, CSVs, demo tasks, TFDS, bad files and bad names."""
 import shutil
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -132,3 +135,16 @@ def test_absent_tfds_dataset_fails_at_once_saying_how_to_prepare_it(tmp_path, na
     with pytest.raises(tasks.TaskError, match=r"tfds build .* --data_dir"):
         tasks.resolve_task(name, tfds_data_dir=str(tmp_path))
     assert time.perf_counter() - started < 5, "no network look-up"
+
+
+@pytest.mark.slow  # a fresh interpreter that builds a model and probes
+def test_a_folder_task_is_probed_without_tensorflow(tmp_path):
+    root = write_tone_task(tmp_path / "tones", train_per_class=2, test_per_class=1)
+    code = ("import sys; sys.modules['tensorflow'] = sys.modules['tensorflow_datasets'] = None\n"
+            "from leaf_ssl.cli import probe\n"
+            f"probe.main(['--ckpt', 'random:configs/tiny.py:mel', '--task', 'folder:{root}', '--workdir', "
+            f"'{tmp_path / 'out'}', '--seeds', '1', '--epochs', '2', '--min_steps', '0'])")
+    repo = Path(__file__).resolve().parent.parent
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=repo, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert (tmp_path / "out" / "tones.json").exists()
