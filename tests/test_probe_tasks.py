@@ -1,4 +1,5 @@
 """The probe task registry: folders, CSVs, demo tasks, TFDS, bad files and bad names."""
+import json
 import shutil
 import subprocess
 import sys
@@ -148,3 +149,16 @@ def test_a_folder_task_is_probed_without_tensorflow(tmp_path):
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=repo, timeout=600)
     assert result.returncode == 0, result.stderr[-2000:]
     assert (tmp_path / "out" / "tones.json").exists()
+
+
+def test_a_second_task_of_the_same_name_is_refused_not_overwritten(tmp_path):
+    from leaf_ssl.evaluation import probe
+    first = tasks.resolve_task(f"folder:{write_tone_task(tmp_path / 'a' / 'audio', train_per_class=1, test_per_class=1)}")
+    second = tasks.resolve_task(f"folder:{write_tone_task(tmp_path / 'b' / 'audio', train_per_class=1, test_per_class=1)}")
+    assert first.name == second.name == "audio"
+    out = tmp_path / "probes"
+    out.mkdir()
+    (out / "audio.json").write_text(json.dumps({"task": {"spec": first.spec}, "mean": 0.9}))
+    with pytest.raises(tasks.TaskError, match=f"holds the results of folder:{tmp_path / 'a' / 'audio'}, another task"):
+        probe.run_probe(None, second, out)  # refused before the model is touched
+    assert json.loads((out / "audio.json").read_text())["mean"] == 0.9

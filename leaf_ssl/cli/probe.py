@@ -106,6 +106,8 @@ def main(argv: list[str] | None = None) -> None:
                                      features=args.features, tensorboard=args.tensorboard)
         except NonFiniteFeatures as error:
             exits.failure(f"{frozen.source} on {task.spec}: {error}")
+        except tasks.TaskError as error:
+            exits.usage_error(str(error))
         print(probe.format_markdown(result))
         print(f"written: {workdir / (task.name + '.json')} and .md")
 

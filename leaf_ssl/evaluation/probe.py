@@ -75,6 +75,7 @@ def run_probe(frozen: frozen_model.FrozenModel, task: tasks.Task, workdir: str |
     `<metric>_std`) at its step in the run's TensorBoard events.
     """
     workdir = Path(workdir)
+    _refuse_a_namesake(workdir / f"{task.name}.json", task)
     segment_samples = frozen.window_samples if segment_seconds is None else int(round(segment_seconds * SAMPLE_RATE))
     segment_seconds = segment_samples / SAMPLE_RATE
     embedded = cache.embed_task(frozen, task, workdir / "embeddings", segment_samples=segment_samples,
@@ -120,6 +121,18 @@ def run_probe(frozen: frozen_model.FrozenModel, task: tasks.Task, workdir: str |
         _write_to_run_tensorboard(frozen, task.name + _variant_suffix(frozen.batch_norm != frozen_model.BATCH_NORM_AS_SAVED,
                                                                       features), result)
     return result
+
+
+def _refuse_a_namesake(result_path: Path, task: tasks.Task) -> None:
+    """Two tasks of one name (folders both called `audio`) would write the same result file: the second
+    is refused, before any work, rather than overwriting the first's."""
+    try:
+        earlier = json.loads(result_path.read_text())["task"]["spec"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return
+    if earlier != task.spec:
+        raise tasks.TaskError(f"{result_path} holds the results of {earlier}, another task named {task.name!r}; "
+                              f"probe {task.spec} into another --workdir")
 
 
 def _variant_suffix(bn_reestimated: bool, features: str) -> str:
