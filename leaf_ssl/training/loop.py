@@ -86,9 +86,11 @@ class _MetricsLog:
                          self.total_steps, record["loss"], record["accuracy"], record["learning_rate"],
                          record["grad_norm"], record["skipped"], speed)
             self.lines.append(json.dumps(record))
-            # The whole file, written anew: object stores (gs://) have no append, and the file
-            # is small (one line per log interval).
-            self.jsonl.write_text("".join(line + "\n" for line in self.lines))
+            # The whole file, written anew (object stores, gs://, have no append; the file is small: one
+            # line per log interval), beside it and then renamed, so that a kill mid-write loses no line.
+            partial = self.jsonl.parent / (self.jsonl.name + ".partial")
+            partial.write_text("".join(line + "\n" for line in self.lines))
+            partial.replace(self.jsonl)
             self.summaries.scalars(step, record)
         self.restart_interval()
         return record
