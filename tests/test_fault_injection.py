@@ -83,7 +83,7 @@ def test_kills_and_damage_lose_no_metrics_line_and_write_no_non_finite_embedding
         history.append((process.returncode, [step.name for step in _steps(workdir)], damage))
         _damage(workdir, damage, rng)
         assert seen <= _lines_kept(workdir), f"attempt {attempt}: a metrics line was lost ({history})"
-    assert sum(code == -signal.SIGKILL for code, _, _ in history) >= 3, f"too few attempts were killed: {history}"
+    assert sum(code == -signal.SIGKILL for code, _, _ in history) >= 2, f"too few attempts were killed: {history}"
     for _ in range(3):  # to the end: refused only when every checkpoint was unreadable, then --start_over
         finished = _train(workdir, tiny_corpus)
         _, stderr = finished.communicate(timeout=900)
