@@ -16,7 +16,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile
+from etils import epath
 
+from leaf_ssl.training import checkpointing
 from tests.checkpoint_damage import flip_bytes_in_params
 
 pytestmark = pytest.mark.slow  # trains in subprocesses, killed and restarted
@@ -42,12 +44,12 @@ def _lines_kept(workdir: Path) -> set[str]:
 
 
 def _steps(workdir: Path) -> list[Path]:
-    folder = workdir / "checkpoints"
-    return sorted((p for p in folder.iterdir() if p.name.isdigit()), key=lambda p: int(p.name)) if folder.is_dir() else []
+    """The workdir's step folders, oldest first."""
+    return checkpointing.step_folders(epath.Path(workdir / "checkpoints"))[::-1]
 
 
 def _damage(workdir: Path, kind: str, rng: random.Random) -> None:
-    steps = [step for step in _steps(workdir) if (step / "state").is_dir()]
+    steps = [Path(step) for step in _steps(workdir)]
     if kind == "none" or not steps:
         return
     if kind == "drop meta":

@@ -39,7 +39,8 @@ _START_OVER = flags.DEFINE_bool("start_over", False, "Train from step 0 in a wor
                                 "unreadable (refused without it); the earlier metrics.jsonl and TensorBoard events "
                                 "are moved to previous_runs/, never deleted.")
 flags.DEFINE_bool("verbose", False, quiet.VERBOSE_HELP)  # read by leaf_ssl.cli.quiet, before any flag parsing
-TRAIN_FLAGS = ("config", "workdir", "start_over", "verbose", "distributed", "coordinator", "num_processes", "process_id")
+TRAIN_FLAGS = ("config", "workdir", "start_over", "verbose", "distributed", "coordinator", "num_processes",
+               "process_id")
 HELP_FLAGS = {"--help", "-h", "-?", "--helpshort", "--helpfull", "--helpxml"}
 
 

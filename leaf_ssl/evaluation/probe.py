@@ -71,8 +71,8 @@ def run_probe(frozen: frozen_model.FrozenModel, task: tasks.Task, workdir: str |
               tensorboard: bool = False) -> dict:
     """Embeds, trains `seeds` linear heads, scores them; writes `<workdir>/<task>.{json,md}`; returns the result.
 
-    With `tensorboard` (the one way a probe writes into a run), a checkpoint of a run also gets `probe/<task>[_bn][_frontend]/<metric>` (and
-    `<metric>_std`) at its step in the run's TensorBoard events.
+    With `tensorboard` (the one way a probe writes into a run), a checkpoint of a run also gets
+    `probe/<task>[_bn][_frontend]/<metric>` (and `<metric>_std`) at its step in the run's TensorBoard events.
     """
     workdir = Path(workdir)
     _refuse_a_namesake(workdir / f"{task.name}.json", task)

@@ -162,7 +162,8 @@ class _WindowBatcher:
         while len(self.in_flight) > (0 if final else self.max_in_flight):
             result, rows = self.in_flight.popleft()
             key = self.owed[0][0] if self.owed else "the last batch"
-            self.computed.append(checked_finite(np.asarray(result, np.float32)[:rows], f"the batch that starts with job {key!r}"))
+            rows_back = np.asarray(result, np.float32)[:rows]
+            self.computed.append(checked_finite(rows_back, f"the batch that starts with job {key!r}"))
             self.computed_rows += rows
         completed = []
         while self.owed and self.owed[0][1] <= self.computed_rows:

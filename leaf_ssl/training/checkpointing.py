@@ -31,6 +31,7 @@ from jax.experimental import multihost_utils
 
 STATE_ITEM = "state"
 META_ITEM = "meta"
+UNREADABLE_DIR = "unreadable_checkpoints"  # beside checkpoints/: the steps that failed to restore
 
 
 def resolve_dir(path: str | os.PathLike) -> epath.Path:
@@ -72,14 +73,19 @@ def _host_array(leaf) -> np.ndarray:
     return np.ascontiguousarray(np.asarray(leaf))
 
 
+def host_arrays(tree) -> dict[str, np.ndarray]:
+    """{leaf name: the leaf on the host} for every array of `tree`; a flat tree of the same names, so the
+    checks below take it in place of `tree` when one host copy must serve several of them."""
+    return {_leaf_name(path): _host_array(leaf) for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]}
+
+
 def array_digests(tree) -> dict[str, str]:
     """{leaf name: SHA-256 of its dtype, shape and bytes} for every array of `tree`."""
     digests = {}
-    for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]:
-        array = _host_array(leaf)
+    for name, array in host_arrays(tree).items():
         digest = hashlib.sha256(f"{array.dtype.str}{array.shape}".encode())
         digest.update(array.reshape(-1).view(np.uint8))
-        digests[_leaf_name(path)] = digest.hexdigest()
+        digests[name] = digest.hexdigest()
     return digests
 
 
@@ -172,15 +178,16 @@ def restore_step(step_dir: epath.Path, meta: dict, expected_shapes: dict, target
     mismatch = describe_shape_mismatch(expected_shapes, param_shapes(params))
     if mismatch:
         raise ArchitectureMismatch(f"checkpoint {step_dir} is of another architecture: {mismatch}")
+    arrays = host_arrays(restored)  # one host copy for both checks below
     if "digests" in meta:
-        corrupt = digest_mismatch(meta["digests"], restored)
+        corrupt = digest_mismatch(meta["digests"], arrays)
         if corrupt:
             raise CorruptCheckpoint(f"checkpoint {step_dir} is corrupt: {corrupt}")
     else:  # written before digests were recorded, or its meta/ folder is gone: say so, every time
         logging.warning("checkpoint %s has no recorded digests%s: its arrays cannot be checked against what was "
                         "saved", step_dir, "" if meta else " (no meta/ folder)")
     # Training saves only states checked finite, so a non-finite array is damage whatever the digests say.
-    nonfinite = first_nonfinite_array(restored)
+    nonfinite = first_nonfinite_array(arrays)
     if nonfinite:
         raise CorruptCheckpoint(f"checkpoint {step_dir} is corrupt: {nonfinite}")
     return restored
@@ -188,12 +195,11 @@ def restore_step(step_dir: epath.Path, meta: dict, expected_shapes: dict, target
 
 def first_nonfinite_array(tree) -> str | None:
     """'array <name> holds N non-finite values' for the first floating array of `tree` with NaN or Inf, or None."""
-    for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]:
-        array = _host_array(leaf)
+    for name, array in host_arrays(tree).items():
         if jax.dtypes.issubdtype(array.dtype, np.floating):  # bfloat16 included
             count = int(array.size - np.count_nonzero(np.isfinite(array.astype(np.float32))))
             if count:
-                return f"array {_leaf_name(path)} holds {count} non-finite values"
+                return f"array {name} holds {count} non-finite values"
     return None
 
 
@@ -274,7 +280,7 @@ class CheckpointStore:
     def _set_aside(self, step: int) -> epath.Path:
         """Moves an unreadable step out of the manager's folder (kept for inspection), so the
         resumed run can write that step again. Process 0 moves it; the others wait for it."""
-        aside = self.directory.parent / "unreadable_checkpoints" / f"{step}-{int(time.time())}"
+        aside = self.directory.parent / UNREADABLE_DIR / f"{step}-{int(time.time())}"
         if jax.process_index() == 0:
             aside.parent.mkdir(parents=True, exist_ok=True)
             (self.directory / str(step)).rename(aside)

@@ -47,7 +47,7 @@ class _MetricsLog:
         self.history: list[dict] = []
         self.restart_interval()
         self.jsonl = workdir / "metrics.jsonl"
-        self.lines = _records_up_to(self.jsonl, start_step) if self.enabled else []
+        self.lines = run_history.records_up_to(self.jsonl, start_step) if self.enabled else []
         self.summaries = summaries
 
     def restart_interval(self) -> None:
@@ -94,21 +94,6 @@ class _MetricsLog:
             self.summaries.scalars(step, record)
         self.restart_interval()
         return record
-
-
-def _records_up_to(path, last_step: int) -> list[str]:
-    """The records of steps <= last_step already in `path`: those logged after the checkpoint a
-    run resumes from are logged again by the resumed run, and each step is recorded once."""
-    if not path.exists():
-        return []
-    kept = []
-    for line in path.read_text().splitlines():
-        try:
-            if json.loads(line)["step"] <= last_step:
-                kept.append(line)
-        except (ValueError, KeyError, TypeError):  # a line torn by a kill mid-write
-            pass
-    return kept
 
 
 def count_clips(train_shards: str) -> int:

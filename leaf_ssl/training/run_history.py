@@ -21,17 +21,12 @@ import uuid
 
 from etils import epath
 
-from leaf_ssl.training.checkpointing import CheckpointError
+from leaf_ssl.training.checkpointing import UNREADABLE_DIR, CheckpointError
 
 RUN_FILE = "run.json"
 METRICS = "metrics.jsonl"
 TENSORBOARD = "tensorboard"
-UNREADABLE = "unreadable_checkpoints"
 PREVIOUS_RUNS = "previous_runs"
-
-
-class UnreadableHistory(CheckpointError):
-    """No readable checkpoint, but unreadable ones: the run will not start over unless asked."""
 
 
 def _aside_folder(workdir: epath.Path) -> epath.Path:
@@ -40,18 +35,29 @@ def _aside_folder(workdir: epath.Path) -> epath.Path:
     return folder
 
 
-def unreadable_steps(workdir: epath.Path) -> list[str]:
-    folder = workdir / UNREADABLE
-    return sorted(path.name for path in folder.iterdir()) if folder.is_dir() else []
+def records_up_to(path: epath.Path, last_step: int) -> list[str]:
+    """The metrics lines of steps <= last_step in `path` (none if it does not exist): those logged after
+    the checkpoint a run resumes from are logged again by the resumed run, and each step is recorded once."""
+    if not path.exists():
+        return []
+    kept = []
+    for line in path.read_text().splitlines():
+        try:
+            if json.loads(line)["step"] <= last_step:
+                kept.append(line)
+        except (ValueError, KeyError, TypeError):  # a line torn by a kill mid-write
+            pass
+    return kept
 
 
 def refuse_silent_restart(workdir: epath.Path) -> None:
-    """Raises UnreadableHistory when checkpoints of this workdir were unreadable and none is left."""
-    lost = unreadable_steps(workdir)
+    """Raises CheckpointError when checkpoints of this workdir were unreadable and none is left."""
+    folder = workdir / UNREADABLE_DIR
+    lost = sorted(path.name for path in folder.iterdir()) if folder.is_dir() else []
     if lost:
-        raise UnreadableHistory(
+        raise CheckpointError(
             f"no readable checkpoint in {workdir / 'checkpoints'}, and {len(lost)} unreadable one(s) in "
-            f"{workdir / UNREADABLE} ({', '.join(lost)}): not starting over silently. To train from step 0 "
+            f"{folder} ({', '.join(lost)}): not starting over silently. To train from step 0 "
             f"in this workdir, run again with --start_over (the earlier metrics.jsonl and TensorBoard events "
             f"are then moved to {PREVIOUS_RUNS}/, not deleted)")
 
@@ -75,13 +81,7 @@ def keep_curves_a_resume_cuts(workdir: epath.Path, resumed_step: int) -> epath.P
     if not path.exists():
         return None
     text = path.read_text()
-    steps = []
-    for line in text.splitlines():
-        try:
-            steps.append(json.loads(line)["step"])
-        except (ValueError, KeyError, TypeError):  # a line torn by a kill mid-write
-            pass
-    if not any(step > resumed_step for step in steps):
+    if len(records_up_to(path, resumed_step)) == len(text.splitlines()):
         return None
     aside = _aside_folder(workdir)
     (aside / METRICS).write_text(text)
