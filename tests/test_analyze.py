@@ -121,6 +121,23 @@ def test_leaf_analysis_reports_what_the_forward_pass_uses_after_its_constraints(
     assert analysed.pcen["alpha"][2] == 1.0
 
 
+def test_every_parameter_past_a_bound_is_named_with_its_channels(capsys):
+    """A clipped parameter gets no gradient: the analysis names each one (the hand-set ones are inside)."""
+    params = hand_set_leaf_params()
+    assert inspect.frontend_filters({"name": "leaf", "n_filters": 8}, params).at_bounds == {}
+    params["filterbank"]["gabor"] = params["filterbank"]["gabor"].at[0, 0].set(-0.3).at[6, 1].set(1e4)
+    params["pooling"]["sigma"] = params["pooling"]["sigma"].at[1].set(2.0)
+    params["compression"]["alpha"] = params["compression"]["alpha"].at[2].set(1.02).at[7].set(-0.1)
+    params["compression"]["smooth"] = params["compression"]["smooth"].at[4].set(-0.036)
+    params["compression"]["root"] = params["compression"]["root"].at[3].set(0.9)
+    analysed = inspect.frontend_filters({"name": "leaf", "n_filters": 8}, params)
+    assert analysed.at_bounds == {"gabor.mu": [0], "gabor.sigma": [6], "lowpass.sigma": [1], "pcen.alpha": [2, 7],
+                                  "pcen.root": [3], "pcen.smooth": [4]}
+    summary = inspect.summarise(analysed)
+    assert summary["at_bounds"] == analysed.at_bounds
+    assert "pcen.smooth 1 channel(s) [4]" in inspect.format_summary("run", analysed, summary)
+
+
 def test_sinc_analysis_reports_band_edges_from_the_reference_parametrisation():
     """low = 50 + |p0|, high = min(low + 50 + |p1|, sr / 2); centre the midpoint, width high - low."""
     raw = jnp.array([[100.0, 200.0], [-950.0, 400.0], [7000.0, 5000.0]])

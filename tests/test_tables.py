@@ -43,7 +43,8 @@ def test_table_rows_columns_and_averages(results_dir, tmp_path, capsys):
     assert lines[2] == "| mel | - | self-supervised | 60.0 ± 0.0 |  |  |"
     assert lines[3] == "| leaf | random | untrained | 40.0 ± 0.0 | 40.0 ± 14.1 | 40.0 |"
     assert lines[4] == "| leaf | random | self-supervised | 85.0 ± 7.1 | 60.0 ± 14.1 | 72.5 |"
-    assert len(lines) == 5 and "72.5" in capsys.readouterr().out
+    assert lines[5] == "" and lines[6] == "Cells: mean ± sample std over the probe's head seeds; in percent."
+    assert "## Claims" in lines and "72.5" in capsys.readouterr().out
     rows = list(csv.DictReader(io.StringIO((tmp_path / "out" / "table.csv").read_text())))
     assert [row["frontend"] for row in rows] == ["mel", "leaf", "leaf"]
     assert float(rows[2]["keyword_mean"]) == pytest.approx(0.85) and float(rows[2]["average"]) == pytest.approx(0.725)

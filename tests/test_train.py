@@ -79,6 +79,7 @@ def test_tensorboard_holds_the_config_the_curves_and_the_frontend_pictures(finis
     # the mel-initialised LEAF starts on the mel scale: no filter has moved yet at step 0
     assert scalars["filters/moved_fraction"][0] == 0.0 and scalars["filters/median_shift"][0] < 1e-3
     assert finite(scalars["filters/coverage"].values())
+    assert scalars["filters/channels_at_a_bound"][0] == 0.0  # the initial parameters lie inside their bounds
 
 
 def test_resume_from_checkpoint_reproduces_the_uninterrupted_run(finished_run, tiny_corpus, tmp_path):

@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import sys
 
 import ml_collections
 from absl import flags
 from ml_collections import config_flags
 
+from leaf_ssl.cli import exits
 from leaf_ssl.inference.frozen_model import FrozenModel, load_frozen_model
 
 PREFIX = "--config."
@@ -65,6 +67,31 @@ def parse_error_reason(error: Exception, argv: list[str]) -> str:
         error = error.args[0]
     missing = " ".join(str(error.args[0] if error.args else error).split())  # str(KeyError) would quote it
     return f"no such config field in {' / '.join(overrides)}: {missing}"
+
+
+HELP_FLAGS = {"--help", "-h", "-?", "--helpshort", "--helpfull", "--helpxml"}
+
+
+def parse_absl_flags(argv: list[str], config: flags.FlagHolder) -> list[str]:
+    """absl's flag parsing (for a tool with a config file flag `config`, e.g. train's --config and the
+    grid's --grid), with a bad config file argument or override reported in one line
+    (ml_collections would print a traceback) and exit status 2, as for any usage error."""
+    try:
+        remaining = flags.FLAGS(argv)
+        # ml_collections raises for a config file it could not open only when the config is first read
+        config.value.keys  # noqa: B018
+        return remaining
+    except PARSE_ERRORS as error:
+        exits.usage_error(parse_error_reason(error, argv))
+    except OSError as error:  # its message lists every path tried; the last line says why
+        exits.usage_error(f"config file: {str(error).strip().splitlines()[-1].strip()}")
+    except Exception as error:  # raised by the config file's own code while loading it (a syntax error, an import)
+        exits.usage_error(f"config file failed to load: {type(error).__name__}: {error}")
+    except SystemExit as stop:
+        # absl exits 1 after printing the help it was asked for; asking for help is not a failure
+        if stop.code == 1 and set(argv[1:]) & HELP_FLAGS:
+            sys.exit(0)
+        raise
 
 
 def load_model(spec: str, overrides: list[str]) -> FrozenModel:

@@ -33,6 +33,14 @@ LIBRARIES_RESTATED = ("orbax", "optax")  # whose absl log records the tools hide
 VERBOSE_HELP = "also show TensorFlow's, XLA's and orbax's own start-up and shutdown messages"
 
 
+def define_absl_verbose_flag() -> None:
+    """--verbose for the absl tools (train, grid; read from sys.argv before any flag parsing): defined
+    once per process, whichever of them is imported first."""
+    from absl import flags
+    if "verbose" not in flags.FLAGS:
+        flags.DEFINE_bool("verbose", False, VERBOSE_HELP)
+
+
 @contextlib.contextmanager
 def _stderr_descriptor_silenced():
     sys.stderr.flush()

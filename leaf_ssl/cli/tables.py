@@ -2,13 +2,16 @@
 
     python -m leaf_ssl.tables runs/*/probes probes/ --out results/table
 
-Arguments are probe result JSON files or folders searched recursively for them. Writes
-`<out>.md` and `<out>.csv` when --out is given; prints the markdown either way.
+Arguments are probe result JSON files or folders searched recursively for them (and for the
+filter analyses, `analysis.json`, that claim 3 reads). Writes `<out>.md` (the table, then the
+claims section: `leaf_ssl.evaluation.claims`) and `<out>.csv` when --out is given; prints the
+markdown either way.
 """
 import argparse
 from pathlib import Path
 
 from leaf_ssl.cli import exits, quiet
+from leaf_ssl.evaluation.claims import claims_markdown, load_analyses
 from leaf_ssl.evaluation.tables import assemble, load_results, to_csv, to_markdown
 
 
@@ -25,6 +28,8 @@ def main(argv: list[str] | None = None) -> None:
         exits.usage_error(f"no probe result JSON found in {args.results}")
     task_names, rows = assemble(results, by_run=args.rows == "run")
     markdown = to_markdown(task_names, rows)
+    if args.rows == "frontend":
+        markdown += "\n" + claims_markdown(rows, task_names, load_analyses(args.results))
     print(markdown)
     if args.out:
         out = Path(args.out)

@@ -38,31 +38,13 @@ _PROCESS_ID = flags.DEFINE_integer("process_id", None, "This process's index in 
 _START_OVER = flags.DEFINE_bool("start_over", False, "Train from step 0 in a workdir whose checkpoints were all "
                                 "unreadable (refused without it); the earlier metrics.jsonl and TensorBoard events "
                                 "are moved to previous_runs/, never deleted.")
-flags.DEFINE_bool("verbose", False, quiet.VERBOSE_HELP)  # read by leaf_ssl.cli.quiet, before any flag parsing
+quiet.define_absl_verbose_flag()
 TRAIN_FLAGS = ("config", "workdir", "start_over", "verbose", "distributed", "coordinator", "num_processes",
                "process_id")
-HELP_FLAGS = {"--help", "-h", "-?", "--helpshort", "--helpfull", "--helpxml"}
 
 
 def parse_flags(argv: list[str]) -> list[str]:
-    """absl's flag parsing, with a bad config file argument or override reported in one line
-    (ml_collections would print a traceback) and exit status 2, as for any usage error."""
-    try:
-        remaining = flags.FLAGS(argv)
-        # ml_collections raises for a config file it could not open only when the config is first read
-        _CONFIG.value.keys  # noqa: B018
-        return remaining
-    except config_overrides.PARSE_ERRORS as error:
-        exits.usage_error(config_overrides.parse_error_reason(error, argv))
-    except OSError as error:  # its message lists every path tried; the last line says why
-        exits.usage_error(f"config file: {str(error).strip().splitlines()[-1].strip()}")
-    except Exception as error:  # raised by the config file's own code while loading it (a syntax error, an import)
-        exits.usage_error(f"config file failed to load: {type(error).__name__}: {error}")
-    except SystemExit as stop:
-        # absl exits 1 after printing the help it was asked for; asking for help is not a failure
-        if stop.code == 1 and set(argv[1:]) & HELP_FLAGS:
-            sys.exit(0)
-        raise
+    return config_overrides.parse_absl_flags(argv, _CONFIG)
 
 
 def main(argv, *, batches: loop.BatchSource = loop.input_batches):

@@ -57,6 +57,7 @@ def describe_model(frozen: frozen_model.FrozenModel, features: str = "encoder") 
         "init": "-" if frontend == "mel" else config.frontend.get("init", "mel"),
         "training": training,
         "encoder": config.encoder.name,
+        "seed": config.seed,  # the training seed (an untrained floor's: the seed its run started from)
         "checkpoint": frozen.source,
         "run_id": frozen.run_id,
         "step": frozen.step,

@@ -5,6 +5,8 @@ folders searched recursively for them. Each cell is the task's metric (accuracy,
 multi-label tasks) in percent, mean +/- std over probe seeds; `average` is the mean of a row's
 task means, left empty when the row lacks a task (an average over different tasks would not
 compare). When two results share a row and a task, the newest file wins, with a warning.
+A row's results from several training seeds (the `seed` of each result's model) are one cell: the
+mean ± sample std of the seeds' means; a row of one seed shows its probe seeds' spread.
 `--rows run` keys rows by the run a checkpoint came from instead of frontend and init (a recipe
 search: many runs of one frontend), and adds the row's participation ratio (`dims`: the
 effective number of dimensions of the probed embeddings, mean over its tasks).
@@ -93,9 +95,23 @@ def _row_order(row: tuple, by_run: bool, names: dict) -> tuple:
     return (*head_order, _order(training, TRAINING_ORDER), frontend_only, re_estimated)
 
 
+def _combined(by_seed: dict) -> dict:
+    """One cell from a row's results of one task, one per training seed: the single result as it is
+    (± over its probe seeds), or the mean ± sample std of the seeds' means (± over training seeds)."""
+    results = list(by_seed.values())
+    if len(results) == 1:
+        return {**results[0], "spread": "probe seeds"}
+    means = [result["mean"] for result in results]
+    mean = sum(means) / len(means)
+    std = (sum((value - mean) ** 2 for value in means) / (len(means) - 1)) ** 0.5
+    return {"metric": results[0]["metric"], "mean": mean, "std": std, "per_training_seed": means,
+            "spread": "training seeds"}
+
+
 def assemble(results: list[dict], by_run: bool = False) -> tuple[list[str], list[dict]]:
     """(task names, rows); each row: its keys (frontend, init, training; or run, training when
-    `by_run`), {task: result}, average or None, dims (mean participation ratio) or None."""
+    `by_run`), {task: cell}, average or None, dims (mean participation ratio) or None, seeds (the
+    training seeds' results: {seed: {task: result}}). A cell is `_combined` over the training seeds."""
     keys = RUN_ROW_KEYS if by_run else ROW_KEYS
     cells: dict[tuple, dict] = {}
     names = {}  # a run's row head -> its name, as the newest result of it has it
@@ -103,23 +119,37 @@ def assemble(results: list[dict], by_run: bool = False) -> tuple[list[str], list
         row = _row(result["model"], by_run)
         names[row[0]] = run_name(result["model"]) if by_run else row[0]
         task = result["task"]["name"]
-        if task in cells.setdefault(row, {}):
-            logger.warning("two results for %s on %s: using the newer (%s)", "/".join(map(str, row)), task,
-                           result["model"].get("checkpoint"))
-        cells[row][task] = result
+        seed = result["model"].get("seed")  # results written before seeds were recorded: one seed
+        if seed in cells.setdefault(row, {}).setdefault(task, {}):
+            logger.warning("two results for %s on %s%s: using the newer (%s)", "/".join(map(str, row)), task,
+                           "" if seed is None else f" with training seed {seed}", result["model"].get("checkpoint"))
+        cells[row][task][seed] = result
     task_names = sorted({task for row in cells.values() for task in row})
     rows = []
     for row in sorted(cells, key=lambda r: _row_order(r, by_run, names)):
-        by_task = cells[row]
+        by_task = {task: _combined(by_seed) for task, by_seed in cells[row].items()}
         average = (sum(by_task[task]["mean"] for task in task_names) / len(task_names)
                    if all(task in by_task for task in task_names) else None)
-        ratios = [result["embedding"]["participation_ratio"] for result in by_task.values()
-                  if "participation_ratio" in result.get("embedding", {})]
+        ratios = [result["embedding"]["participation_ratio"] for by_seed in cells[row].values()
+                  for result in by_seed.values() if "participation_ratio" in result.get("embedding", {})]
         dims = sum(ratios) / len(ratios) if ratios else None
+        seeds: dict = {}
+        for task, by_seed in cells[row].items():
+            for seed, result in by_seed.items():
+                seeds.setdefault(seed, {})[task] = result
         *head, training, re_estimated, frontend_only = row
         shown = (names[head[0]], *head[1:], _label(training, re_estimated, frontend_only))
-        rows.append(dict(zip(keys, shown), keys=keys, results=by_task, average=average, dims=dims))
+        rows.append(dict(zip(keys, shown), keys=keys, results=by_task, average=average, dims=dims, seeds=seeds))
     return task_names, rows
+
+
+def seed_values(row: dict, task_names: list[str]) -> dict[str, list[float]]:
+    """Per task, and 'average' (of the seeds with every task), the row's value for each training seed."""
+    values = {task: [results[task]["mean"] for results in row["seeds"].values() if task in results]
+              for task in task_names}
+    values["average"] = [sum(results[task]["mean"] for task in task_names) / len(task_names)
+                         for results in row["seeds"].values() if all(task in results for task in task_names)]
+    return values
 
 
 def _cell(result: dict | None) -> str:
@@ -132,15 +162,21 @@ def to_markdown(task_names: list[str], rows: list[dict]) -> str:
     metrics = {task: next(row["results"][task]["metric"] for row in rows if task in row["results"]) for task in task_names}
     keys = rows[0]["keys"] if rows else ROW_KEYS
     with_dims = keys == RUN_ROW_KEYS
-    header = [*keys, *(f"{task} ({metrics[task]})" for task in task_names), "average", *(["dims"] if with_dims else [])]
+    with_seeds = any(len(row["seeds"]) > 1 for row in rows)
+    header = [*keys, *(f"{task} ({metrics[task]})" for task in task_names), "average", *(["dims"] if with_dims else []),
+              *(["training seeds"] if with_seeds else [])]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in rows:
         average = "" if row["average"] is None else f"{100 * row['average']:.1f}"
         cells = [row[key] for key in keys] + [_cell(row["results"].get(task)) for task in task_names] + [average]
         if with_dims:
             cells.append("" if row["dims"] is None else f"{row['dims']:.1f}")
+        if with_seeds:
+            cells.append(str(len(row["seeds"])))
         lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+    spread = ("mean ± sample std over the training seeds where a row has several (`training seeds`), "
+              "over the probe's head seeds where it has one" if with_seeds else "mean ± sample std over the probe's head seeds")
+    return "\n".join(lines) + f"\n\nCells: {spread}; in percent.\n"
 
 
 def to_csv(task_names: list[str], rows: list[dict]) -> str:
@@ -148,7 +184,8 @@ def to_csv(task_names: list[str], rows: list[dict]) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     keys = rows[0]["keys"] if rows else ROW_KEYS
-    writer.writerow([*keys, *(f"{task}_{stat}" for task in task_names for stat in ("mean", "std")), "average", "dims"])
+    writer.writerow([*keys, *(f"{task}_{stat}" for task in task_names for stat in ("mean", "std")), "average", "dims",
+                     "training_seeds"])
     for row in rows:
         values = []
         for task in task_names:
@@ -156,7 +193,7 @@ def to_csv(task_names: list[str], rows: list[dict]) -> str:
             values += [f"{result['mean']:.6f}", f"{result['std']:.6f}"] if result else ["", ""]
         writer.writerow([*(row[key] for key in keys), *values,
                          "" if row["average"] is None else f"{row['average']:.6f}",
-                         "" if row["dims"] is None else f"{row['dims']:.3f}"])
+                         "" if row["dims"] is None else f"{row['dims']:.3f}", len(row["seeds"])])
     return buffer.getvalue()
 
 

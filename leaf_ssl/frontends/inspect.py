@@ -158,6 +158,9 @@ class FrontendFilters:
       pooling: how frames are pooled, in words.
       lowpass_std_ms: (n,) Gaussian lowpass std (LEAF, SincNet+), else None.
       pcen: {'alpha', 'delta', 'root', 'smooth'} -> (n,) sPCEN parameters (LEAF, SincNet+), else None.
+      at_bounds: {parameter: channels} of the learnable parameters whose stored value lies at or past a
+        bound of its constraint, so that the forward pass clips it and it gets no gradient (as in the
+        reference LEAF); parameters with no such channel are left out.
     """
     frontend: str
     sample_rate: float
@@ -171,6 +174,7 @@ class FrontendFilters:
     pooling: str
     lowpass_std_ms: np.ndarray | None = None
     pcen: dict[str, np.ndarray] | None = None
+    at_bounds: dict[str, list[int]] = dataclasses.field(default_factory=dict)
 
     @property
     def n_filters(self) -> int:
@@ -220,7 +224,8 @@ def _leaf_filters(frontend: Leaf, params, name: str) -> FrontendFilters:
         mel_bandwidth_hz=gabor_bandwidth_hz(mel_gabor[:, 1], rate),
         response_hz=grid, responses=_peak_normalised(dtft_amplitude(taps, grid, rate)),
         pooling=f"Gaussian lowpass over {window} samples (learned per channel)",
-        lowpass_std_ms=_lowpass_std_ms(params, window, rate), pcen=_pcen(params))
+        lowpass_std_ms=_lowpass_std_ms(params, window, rate), pcen=_pcen(params),
+        at_bounds=_at_bounds(params, window, gabor=True, gaussian=True))
 
 
 def _sinc_filters(frontend: SincNet | SincNetPlus, params, name: str) -> FrontendFilters:
@@ -245,7 +250,8 @@ def _sinc_filters(frontend: SincNet | SincNetPlus, params, name: str) -> Fronten
         pooling=(f"Gaussian lowpass over {window} samples (learned per channel)" if gaussian
                  else f"max-pool over {window} samples (fixed)"),
         lowpass_std_ms=_lowpass_std_ms(params, window, rate) if gaussian else None,
-        pcen=_pcen(params) if gaussian else None)
+        pcen=_pcen(params) if gaussian else None,
+        at_bounds=_at_bounds(params, window, gabor=False, gaussian=gaussian))
 
 
 def _mel_filters(frontend: MelFilterbank, name: str) -> FrontendFilters:
@@ -268,6 +274,29 @@ def _pcen(params) -> dict[str, np.ndarray]:
     raw = constraints.PCENParams(**{key: jnp.asarray(params["compression"][key]) for key in PCEN_PARAMETERS})
     return {key: np.asarray(value, np.float64)
             for key, value in constraints.constrain_pcen_params(raw)._asdict().items()}
+
+
+def _clipped_channels(raw, constrained) -> list[int]:
+    """Channels whose stored value the constraint changes or leaves exactly at its bound."""
+    return np.flatnonzero(np.asarray(raw).reshape(-1) != np.asarray(constrained).reshape(-1)).tolist()
+
+
+def _at_bounds(params, window: int, *, gabor: bool, gaussian: bool) -> dict[str, list[int]]:
+    """{'gabor.mu': [channels], 'pcen.smooth': [...], ...}: see `FrontendFilters.at_bounds`."""
+    found = {}
+    if gabor:
+        raw = np.asarray(params["filterbank"]["gabor"])
+        constrained = np.asarray(constraints.constrain_gabor_params(jnp.asarray(raw), window))
+        found["gabor.mu"] = _clipped_channels(raw[:, 0], constrained[:, 0])
+        found["gabor.sigma"] = _clipped_channels(raw[:, 1], constrained[:, 1])
+    if gaussian:
+        sigma = np.asarray(params["pooling"]["sigma"])
+        found["lowpass.sigma"] = _clipped_channels(sigma, constraints.constrain_pooling_sigma(jnp.asarray(sigma), window))
+        raw = constraints.PCENParams(**{key: np.asarray(params["compression"][key]) for key in PCEN_PARAMETERS})
+        constrained = constraints.constrain_pcen_params(constraints.PCENParams(*map(jnp.asarray, raw)))
+        for key in PCEN_PARAMETERS:
+            found[f"pcen.{key}"] = _clipped_channels(getattr(raw, key), getattr(constrained, key))
+    return {key: channels for key, channels in found.items() if channels}
 
 
 # --- Summaries -------------------------------------------------------------------------------------
@@ -299,6 +328,7 @@ def summarise(analysed: FrontendFilters, shift_threshold: float = DEFAULT_SHIFT_
         "median_bandwidth_ratio": float(np.median(bandwidth / mel_bandwidth)),
         "lowpass_std_ms": None,
         "pcen_median": None,
+        "at_bounds": analysed.at_bounds,
     }
     if analysed.lowpass_std_ms is not None:
         widths = analysed.lowpass_std_ms
@@ -361,4 +391,7 @@ def format_summary(label: str, analysed: FrontendFilters, summary: dict) -> str:
         details.append("sPCEN medians " + ", ".join(f"{key} {value:.3g}"
                                                     for key, value in summary["pcen_median"].items()))
     lines.append("  " + "; ".join(details))
+    if summary["at_bounds"]:
+        lines.append("  at a bound of its constraint (clipped, no gradient): " + "; ".join(
+            f"{key} {len(channels)} channel(s) {channels}" for key, channels in summary["at_bounds"].items()))
     return "\n".join(lines)

@@ -66,10 +66,15 @@ def _png(figure) -> bytes:
 
 
 def _as_image(frames: np.ndarray) -> np.ndarray:
-    """(frames, channels) -> (1, channels, frames, 1) in [0, 1], the lowest channel at the bottom."""
+    """(frames, channels) -> (1, channels, frames, 1) in [0, 1], the lowest channel at the bottom.
+
+    Each channel is scaled from its own minimum to its own maximum: the image shows when each channel
+    answers the chirp, whatever its level. One scale for all left every pixel black but those of a few
+    channels ten times louder than the rest (sPCEN channels pinned at a bound); levels are in the
+    `filters/pcen` figure."""
     frames = np.asarray(frames, np.float32)
-    span = frames.max() - frames.min()
-    scaled = (frames - frames.min()) / (span if span > 0 else 1.0)
+    low, high = frames.min(axis=0), frames.max(axis=0)
+    scaled = (frames - low) / np.where(high > low, high - low, 1.0)
     return scaled.T[::-1][None, :, :, None]
 
 
@@ -115,6 +120,11 @@ class TrainingSummaries:
         with self.writer.as_default(step=step):
             for key in FILTER_SCALARS:
                 tf.summary.scalar(f"filters/{key}", summary[key])
+            # Parameters the forward pass clips get no gradient: counted, and named while there are any.
+            tf.summary.scalar("filters/channels_at_a_bound", sum(map(len, analysed.at_bounds.values())))
+            if analysed.at_bounds:
+                tf.summary.text("filters/at_a_bound", "; ".join(
+                    f"{key}: {len(channels)} channel(s) {channels}" for key, channels in analysed.at_bounds.items()))
             for name, figure in draw_figures([(f"step {step}", analysed)]).items():
                 tf.summary.image(f"filters/{name}", tf.image.decode_png(_png(figure))[None])
             tf.summary.image("frontend/chirp", _as_image(output))
