@@ -86,7 +86,7 @@ def main(argv):
     command = corpus_command(python, grid)
     if command and not execute(command, dry_run):
         exits.failure(f"building the corpus {grid.corpus} failed: nothing was trained")
-    progress = ProgressLine("[grid]", len(runs), "runs", every_seconds=0)
+    progress = ProgressLine("grid", len(runs), "runs", every_seconds=0)
     progress.update(0)
     for done, run in enumerate(runs, start=1):
         print(f"[grid] {run.name} ({run.config})", flush=True)
