@@ -35,6 +35,12 @@ def test_the_rule(better, worse, verdict):
         assert compared.spread == pytest.approx(max(max(better) - min(better), max(worse) - min(worse)))
 
 
+def test_a_floor_that_does_not_depend_on_the_seed_needs_no_second_seed():
+    compared = claims.compare([0.60, 0.70], [0.40], worse_is_seed_free=True)
+    assert compared.verdict == claims.HOLDS and compared.spread == pytest.approx(0.10)
+    assert claims.compare([0.60, 0.70], [0.40]).verdict == claims.ONE_SEED
+
+
 def test_a_difference_beyond_the_spread_means_every_seed_of_one_beats_every_seed_of_the_other():
     rng = __import__("random").Random(0)
     for _ in range(2000):
@@ -62,7 +68,9 @@ def test_claims_section_from_the_tables_command(tmp_path, capsys):
     results = (_row_results("mel", "-", "self-supervised", {0: (0.50, 0.30), 1: (0.52, 0.32)})
                + _row_results("leaf", "mel", "self-supervised", {0: (0.70, 0.50), 1: (0.72, 0.52)})
                + _row_results("leaf", "random", "self-supervised", {0: (0.40, 0.60), 1: (0.80, 0.20)})
-               + _row_results("leaf", "mel", "untrained", {0: (0.71, 0.51), 1: (0.73, 0.53)}))
+               + _row_results("leaf", "mel", "untrained", {0: (0.71, 0.51), 1: (0.73, 0.53)})
+               + _row_results("leaf", "mel", "untrained", {0: (0.60, 0.40)}, features="frontend")
+               + _row_results("leaf", "random", "untrained", {0: (0.60, 0.40)}, features="frontend"))
     for index, result in enumerate(results):
         (tmp_path / f"{index}.json").write_text(json.dumps(result))
     analyses = {"checkpoints": [
@@ -82,5 +90,10 @@ def test_claims_section_from_the_tables_command(tmp_path, capsys):
     assert any(line.startswith("| leaf random − mel init, self-supervised |") for line in lines)
     assert "| leaf (mel init): self-supervised − untrained | -1.0 (2.0) | -1.0 (2.0) | -1.0 (2.0) | " \
            "within the spread at this scale |" in lines
+    # the frontend alone: mel-initialised, seed-free (one probe serves every seed); random init is not
+    assert "| leaf (mel init): self-supervised − untrained, frontend only | +11.0 (2.0) | +11.0 (2.0) | +11.0 (2.0) " \
+           "| holds |" in lines
+    assert any(line.startswith("| leaf (random init): self-supervised − untrained, frontend only |")
+               and line.endswith(f"| {claims.ONE_SEED} |") for line in lines)
     assert "| leaf (mel init) | 0.310 / 0.955 | 0.105 / 0.905 | +0.205 (0.020) | +0.050 (0.010) | holds |" in lines
     assert "| leaf (random init) |" not in " ".join(lines)  # no analysis of it: no line

@@ -20,6 +20,7 @@ from leaf_ssl.evaluation.tables import seed_values
 
 HOLDS, REVERSED, WITHIN, ONE_SEED = "holds", "reversed", "within the spread at this scale", "no verdict (one training seed)"
 SELF_SUPERVISED, SUPERVISED = "self-supervised", "supervised"
+FRONTEND_FLOOR = "untrained, frontend only"
 LEARNABLE = (("sincnet", "mel"), ("sincnet", "random"), ("leaf", "mel"), ("leaf", "random"))
 
 
@@ -30,12 +31,14 @@ class Comparison:
     verdict: str
 
 
-def compare(better: list[float], worse: list[float]) -> Comparison:
-    """The rule, on the values of A (claimed better) and B per training seed."""
+def compare(better: list[float], worse: list[float], worse_is_seed_free: bool = False) -> Comparison:
+    """The rule, on the values of A (claimed better) and B per training seed. `worse_is_seed_free`: B
+    does not depend on the training seed (a floor of a frontend whose init has no randomness, probed
+    once), so one value of it has no training-seed spread to miss."""
     if not better or not worse:
         return Comparison(None, None, "not measured")
     difference = sum(better) / len(better) - sum(worse) / len(worse)
-    if len(better) < 2 or len(worse) < 2:
+    if len(better) < 2 or (len(worse) < 2 and not worse_is_seed_free):
         return Comparison(difference, None, ONE_SEED)
     spread = max(max(better) - min(better), max(worse) - min(worse))
     verdict = HOLDS if difference > spread else REVERSED if difference < -spread else WITHIN
@@ -59,16 +62,17 @@ def _points(comparison: Comparison, scale: float = 100.0, digits: int = 1) -> st
     return difference if comparison.spread is None else f"{difference} ({scale * comparison.spread:.{digits}f})"
 
 
-def _probe_table(title: str, pairs: list[tuple[str, dict | None, dict | None]], task_names: list[str]) -> list[str]:
-    """One comparison per line: the difference (spread) per task and on the average, and the verdict."""
+def _probe_table(title: str, pairs: list[tuple], task_names: list[str]) -> list[str]:
+    """One comparison per line, for pairs (label, row A, row B[, B is seed-free]): the difference
+    (spread) per task and on the average, and the verdict."""
     lines = [f"### {title}", "", "| A − B | " + " | ".join(task_names) + " | average | verdict |",
              "|" + "---|" * (len(task_names) + 3)]
-    for label, better, worse in pairs:
+    for label, better, worse, *seed_free in pairs:
         if better is None or worse is None:
             lines.append(f"| {label} | " + " | " * len(task_names) + " | not measured: a row is missing |")
             continue
         a, b = seed_values(better, task_names), seed_values(worse, task_names)
-        compared = {key: compare(a[key], b[key]) for key in (*task_names, "average")}
+        compared = {key: compare(a[key], b[key], bool(seed_free and seed_free[0])) for key in (*task_names, "average")}
         lines.append(f"| {label} | " + " | ".join(_points(compared[key]) for key in (*task_names, "average"))
                      + f" | {compared['average'].verdict} |")
     return lines + [""]
@@ -82,10 +86,11 @@ def probe_claims(rows: list[dict], task_names: list[str]) -> list[str]:
     claim_2 = [(f"{frontend} random − mel init, self-supervised", _row(rows, frontend, "random", SELF_SUPERVISED),
                 _row(rows, frontend, "mel", SELF_SUPERVISED))
                for frontend in ("sincnet", "leaf") if (frontend, "random") in present or (frontend, "mel") in present]
-    floors = [(f"{_name(f, i)}: self-supervised − {floor}", _row(rows, f, i, SELF_SUPERVISED), _row(rows, f, i, floor))
+    # The frontend alone of a mel or mel-initialised frontend is the same for every seed (probed once).
+    floors = [(f"{_name(f, i)}: self-supervised − {floor}", _row(rows, f, i, SELF_SUPERVISED), _row(rows, f, i, floor),
+               floor == FRONTEND_FLOOR and i != "random")
               for f, i in [("mel", "-"), *LEARNABLE] if _row(rows, f, i, SELF_SUPERVISED)
-              for floor in ("untrained", "untrained, BN re-estimated", "untrained, frontend only")
-              if _row(rows, f, i, floor)]
+              for floor in ("untrained", "untrained, BN re-estimated", FRONTEND_FLOOR) if _row(rows, f, i, floor)]
     return (_probe_table("Claim 1: self-supervised learnable frontends beat mel", claim_1, task_names)
             + _probe_table("Claim 2: under self-supervision, random init beats mel init", claim_2, task_names)
             + _probe_table("Does each self-supervised row beat its untrained floors?", floors, task_names))
