@@ -6,9 +6,9 @@
 #   bash launch/learning_parity.sh [OUT]     (default runs/learning_parity)
 #
 # Environment: PYTHON (default .venv/bin/python), DEMO_CORPUS (default demo_corpus), SEEDS
-# (default "0 1"), TRAIN_FLAGS (more training flags; default: 16 pairs per step and COLA's
-# bilinear similarity, the setting measured in docs/results.md; set it empty for the demo
-# recipe itself). Needs torch (`pip install torch`).
+# (default "0 1"), TRAIN_FLAGS (more training flags; default: 16 pairs per step, COLA's
+# bilinear similarity and the rate the mel recipe had then, the setting measured in
+# docs/results.md; set it empty for the demo recipe itself). Needs torch (`pip install torch`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source launch/cpu_env.sh  # huge pages for XLA's CPU buffers
@@ -16,7 +16,7 @@ PYTHON="${PYTHON:-.venv/bin/python}"
 OUT="${1:-runs/learning_parity}"
 CORPUS="${DEMO_CORPUS:-demo_corpus}"
 read -r -a SEED_LIST <<< "${SEEDS:-0 1}"
-read -r -a EXTRA <<< "${TRAIN_FLAGS---config.train.batch_size=16 --config.model.similarity=bilinear}"
+read -r -a EXTRA <<< "${TRAIN_FLAGS---config.train.batch_size=16 --config.model.similarity=bilinear --config.train.base_learning_rate=8e-4}"
 [[ -f "$CORPUS/corpus.json" ]] || "$PYTHON" -m leaf_ssl.data.demo --out "$CORPUS"
 runs=()
 for seed in "${SEED_LIST[@]}"; do
