@@ -87,6 +87,7 @@ def test_finished_probes_and_analyses_are_not_run_again(tmp_path):
     assert len(commands) == 1 + 4  # its own probe (one task left) and three floors
 
 
+@pytest.mark.slow  # a subprocess
 def test_the_launcher_runs_the_grid_as_a_dry_run(tmp_path):
     completed = subprocess.run(["bash", str(REPO / "launch" / "paper_tables.sh"), "demo", "--dry_run",
                                 f"--out={tmp_path}", "--grid.seeds=1", "--grid.variants=leaf_random"],
@@ -99,6 +100,7 @@ def test_the_launcher_runs_the_grid_as_a_dry_run(tmp_path):
     assert not (tmp_path / "table.md").exists()
 
 
+@pytest.mark.slow  # a subprocess
 def test_a_bad_grid_field_is_one_line_and_exit_2(tmp_path):
     completed = subprocess.run([sys.executable, "-m", "leaf_ssl.grid", "--grid", "configs/grids/demo.py",
                                 "--grid.sedes=3", "--dry_run"], cwd=REPO, capture_output=True, text=True, timeout=120)
