@@ -6,7 +6,7 @@ import pytest
 from jax.sharding import NamedSharding, PartitionSpec as P
 
 from leaf_ssl.bench import breakdown
-from leaf_ssl.bench.suite import xla_cost
+from leaf_ssl.bench.timing import xla_cost
 from leaf_ssl.model import build
 from leaf_ssl.training import optim, trainer
 from tests.tiny_config import tiny_config

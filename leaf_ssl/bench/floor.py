@@ -23,7 +23,7 @@ import statistics
 import jax
 import jax.numpy as jnp
 
-from leaf_ssl.bench.suite import CROP_SAMPLES, Options, jax_forward_gradient, time_interleaved
+from leaf_ssl.bench.timing import CROP_SAMPLES, Options, jax_forward_gradient, time_interleaved
 from leaf_ssl.frontends import Leaf
 from leaf_ssl.frontends.convolution import fft_length_for
 from leaf_ssl.frontends.framing import window_and_stride_samples
