@@ -63,16 +63,16 @@ def _points(comparison: Comparison, scale: float = 100.0, digits: int = 1) -> st
 
 
 def _probe_table(title: str, pairs: list[tuple], task_names: list[str]) -> list[str]:
-    """One comparison per line, for pairs (label, row A, row B[, B is seed-free]): the difference
-    (spread) per task and on the average, and the verdict."""
+    """One comparison per line, for pairs (label, row A, row B, B does not depend on the seed): the
+    difference (spread) per task and on the average, and the verdict."""
     lines = [f"### {title}", "", "| A − B | " + " | ".join(task_names) + " | average | verdict |",
              "|" + "---|" * (len(task_names) + 3)]
-    for label, better, worse, *seed_free in pairs:
+    for label, better, worse, seed_free in pairs:
         if better is None or worse is None:
             lines.append(f"| {label} | " + " | " * len(task_names) + " | not measured: a row is missing |")
             continue
         a, b = seed_values(better, task_names), seed_values(worse, task_names)
-        compared = {key: compare(a[key], b[key], bool(seed_free and seed_free[0])) for key in (*task_names, "average")}
+        compared = {key: compare(a[key], b[key], seed_free) for key in (*task_names, "average")}
         lines.append(f"| {label} | " + " | ".join(_points(compared[key]) for key in (*task_names, "average"))
                      + f" | {compared['average'].verdict} |")
     return lines + [""]
@@ -82,9 +82,10 @@ def probe_claims(rows: list[dict], task_names: list[str]) -> list[str]:
     """Claims 1 and 2, and each self-supervised row against its floors, as markdown lines."""
     present = [(frontend, init) for frontend, init in LEARNABLE if _row(rows, frontend, init, SELF_SUPERVISED)]
     mel = _row(rows, "mel", "-", SELF_SUPERVISED)
-    claim_1 = [(f"{_name(f, i)} − mel, self-supervised", _row(rows, f, i, SELF_SUPERVISED), mel) for f, i in present]
+    claim_1 = [(f"{_name(f, i)} − mel, self-supervised", _row(rows, f, i, SELF_SUPERVISED), mel, False)
+               for f, i in present]
     claim_2 = [(f"{frontend} random − mel init, self-supervised", _row(rows, frontend, "random", SELF_SUPERVISED),
-                _row(rows, frontend, "mel", SELF_SUPERVISED))
+                _row(rows, frontend, "mel", SELF_SUPERVISED), False)
                for frontend in ("sincnet", "leaf") if (frontend, "random") in present or (frontend, "mel") in present]
     # The frontend alone of a mel or mel-initialised frontend is the same for every seed (probed once).
     floors = [(f"{_name(f, i)}: self-supervised − {floor}", _row(rows, f, i, SELF_SUPERVISED), _row(rows, f, i, floor),
