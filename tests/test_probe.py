@@ -69,7 +69,7 @@ def test_probe_cli_on_a_trained_checkpoint_writes_results_and_caches(trained_run
     assert result["model"] | {"checkpoint": None} == {"frontend": "leaf", "init": "mel", "training": "self-supervised",
                                                       "encoder": "efficientnet_tiny", "checkpoint": None, "step": 6,
                                                       "batch_norm": "as saved", "features": "encoder",
-                                                      "run_id": run_id}
+                                                      "run_id": run_id, "seed": 0}
     assert result["metric"] == "accuracy" and len(result["per_seed"]) == 2
     assert result["mean"] == pytest.approx(np.mean(result["per_seed"]))
     assert result["mean"] > 1 / 3, "better than chance on three tone classes"
