@@ -51,6 +51,35 @@ def test_the_full_grid_adds_sincnet_and_the_supervised_baselines_with_the_same_s
     assert supervised.flags[-1] == "--config.seed=1" and supervised.workdir == "out/sincnet_random_s1_supervised"
 
 
+def test_the_quickstart_is_one_leaf_run_probed_with_its_frontend_and_every_floor():
+    grid = _grid_file("quickstart")
+    (run,) = grids.plan(grid, "out")
+    assert run.name == "leaf_mel_s0_ssl" and run.config == "configs/demo.py:leaf,mel"
+    assert not any("total_steps" in flag for flag in run.flags), "the recipe's own length"
+    assert [(probe.ckpt, probe.results, probe.flags) for probe in run.probes] == [
+        ("out/leaf_mel_s0_ssl", "out/leaf_mel_s0_ssl/probes", ("--tensorboard",)),
+        ("out/leaf_mel_s0_ssl", "out/leaf_mel_s0_ssl/probes_frontend", ("--features", "frontend")),
+        ("random:out/leaf_mel_s0_ssl", "out/leaf_mel_s0_untrained/probes", ()),
+        ("random:out/leaf_mel_s0_ssl", "out/leaf_mel_s0_untrained_bn/probes", ("--bn_batches", "50")),
+        ("random:out/leaf_mel_s0_ssl", "out/leaf_mel_s0_untrained_frontend/probes", ("--features", "frontend"))]
+
+
+def test_a_search_grids_own_variants_add_their_flags_and_share_the_floors_of_one_architecture():
+    grid = _grid_file("demo_search")
+    runs = {run.name: run for run in grids.plan(grid, "out")}
+    assert len(runs) == len(grid.variant_flags) and grid.table_rows == "run"
+    tiny, tiny_cosine, b0 = runs["tiny_s0_ssl"], runs["tiny_cosine_s0_ssl"], runs["b0_s0_ssl"]
+    assert tiny.config == b0.config == "configs/demo.py:leaf,mel"
+    # the variant's own flags come after the grid's, so they win: b0's encoder is the base's, tiny's its own
+    assert tiny.flags.index("--config.encoder.name=efficientnet_tiny") > tiny.flags.index(
+        "--config.encoder.name=efficientnet_b0")
+    assert "--config.model.similarity=dot" in tiny_cosine.flags and "--config.model.similarity=dot" not in tiny.flags
+    floors = lambda run: [probe.results for probe in run.probes[1:]]
+    assert floors(tiny) == floors(tiny_cosine) == ["out/leaf_mel+encoder.name=efficientnet_tiny_s0_untrained/probes",
+                                                   "out/leaf_mel+encoder.name=efficientnet_tiny_s0_untrained_bn/probes"]
+    assert floors(b0) == ["out/leaf_mel_s0_untrained/probes", "out/leaf_mel_s0_untrained_bn/probes"]
+
+
 @pytest.mark.parametrize("preset", ["gpu", "paper"])
 def test_the_paper_config_files_take_the_init_as_their_argument(preset):
     configs = {run.config for run in grids.plan(_grid_file(preset), "out")}
@@ -64,6 +93,10 @@ def test_the_paper_config_files_take_the_init_as_their_argument(preset):
     ({"floors": "untrained untrained_best"}, "grid.floors: unknown"),
     ({"seeds": 0}, "grid.seeds must be at least 1"),
     ({"supervised": True, "supervised_config": ""}, "supervised_config is empty"),
+    ({"trained_features": "encoder logits"}, "grid.trained_features: unknown"),
+    ({"table_rows": "variant"}, "grid.table_rows: unknown"),
+    ({"variant_flags": {"mel": "--config.seed=3"}, "variants": "mel"}, "name paper variants"),
+    ({"base_variant": "leaf_gabor"}, "unknown variant 'leaf_gabor'"),
 ])
 def test_a_grid_that_cannot_be_planned_is_refused(fields, message):
     with pytest.raises(ValueError, match=message):
@@ -90,13 +123,17 @@ def test_finished_probes_and_analyses_are_not_run_again(tmp_path):
 @pytest.mark.slow  # a subprocess
 def test_the_launcher_runs_the_grid_as_a_dry_run(tmp_path):
     completed = subprocess.run(["bash", str(REPO / "launch" / "paper_tables.sh"), "demo", "--dry_run",
-                                f"--out={tmp_path}", "--grid.seeds=1", "--grid.variants=leaf_random"],
+                                f"--out={tmp_path}", "--grid.seeds=1", "--grid.variants=leaf_random",
+                                f"--grid.corpus={tmp_path}/corpus"],
                                cwd=REPO, env=dict(os.environ, PYTHON=sys.executable),
                                capture_output=True, text=True, timeout=120)
     assert completed.returncode == 0, completed.stderr[-2000:]
     commands = [line[2:].split() for line in completed.stdout.splitlines() if line.startswith("+ ")]
-    assert [command[2] for command in commands] == ["leaf_ssl.train", *["leaf_ssl.probe"] * 4, "leaf_ssl.analyze"]
-    assert commands[0][commands[0].index("--config") + 1] == "configs/demo.py:leaf,random"
+    # the corpus is absent, so built first
+    assert [command[2] for command in commands] == ["leaf_ssl.data.demo", "leaf_ssl.train", *["leaf_ssl.probe"] * 4,
+                                                    "leaf_ssl.analyze"]
+    assert commands[0][-2:] == ["--out", f"{tmp_path}/corpus"]
+    assert commands[1][commands[1].index("--config") + 1] == "configs/demo.py:leaf,random"
     assert not (tmp_path / "table.md").exists()
 
 

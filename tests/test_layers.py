@@ -9,7 +9,8 @@ PACKAGE = Path(__file__).resolve().parent.parent / "leaf_ssl"
 FLOORS = {"progress": 0, "frontends": 0, "encoders": 0, "data": 0, "model": 1, "training": 2, "inference": 3,
           "evaluation": 4, "bench": 5, "cli": 6}
 # `python -m` entry points: each imports its command line, only when run as a program.
-ENTRY_POINTS = {"train.py", "probe.py", "embed.py", "analyze.py", "tables.py", "grid.py", "hear.py", "bench/__main__.py"}
+ENTRY_POINTS = {"train.py", "probe.py", "embed.py", "analyze.py", "tables.py", "grid.py", "hear.py", "bench/__main__.py",
+                "data/demo/__main__.py", "data/audioset/__main__.py", "data/folder/__main__.py"}
 
 
 def _room(module: str) -> str:
@@ -19,16 +20,19 @@ def _room(module: str) -> str:
 
 
 def _imports(path: Path):
-    """(imported module, line, inside an `if __name__ == "__main__":` block) of every leaf_ssl import."""
-    tree = ast.parse(path.read_text())
-    main_blocks = [node for node in tree.body if isinstance(node, ast.If) and "__main__" in ast.unparse(node.test)]
-    in_main = {id(child) for block in main_blocks for child in ast.walk(block)}
-    for node in ast.walk(tree):
+    """(imported module, line) of every leaf_ssl import, at any depth of the file."""
+    for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("leaf_ssl"):
             names = [node.module] if node.module != "leaf_ssl" else [f"leaf_ssl.{a.name}" for a in node.names]
-            yield from ((name, node.lineno, id(node) in in_main) for name in names)
+            yield from ((name, node.lineno) for name in names)
         elif isinstance(node, ast.Import):
-            yield from ((a.name, node.lineno, id(node) in in_main) for a in node.names if a.name.startswith("leaf_ssl"))
+            yield from ((a.name, node.lineno) for a in node.names if a.name.startswith("leaf_ssl"))
+
+
+def _module_name(relative: str) -> str:
+    """'data/demo/__init__.py' -> 'leaf_ssl.data.demo'; 'progress.py' -> 'leaf_ssl.progress'."""
+    parts = relative.removesuffix(".py").split("/")
+    return ".".join(["leaf_ssl", *(parts[:-1] if parts[-1] == "__init__" else parts)])
 
 
 def _library_modules():
@@ -43,11 +47,52 @@ def test_every_import_points_down_or_sideways():
     for relative, path in _library_modules():
         room = relative.split("/")[0].removesuffix(".py")
         assert room in FLOORS, f"{relative} is in no known floor: add its folder to FLOORS"
-        for module, line, in_main in _imports(path):
+        for module, line in _imports(path):
             target = _room(module)
-            if target and not in_main and FLOORS.get(target, 99) > FLOORS[room]:
+            if target and FLOORS.get(target, 99) > FLOORS[room]:
                 upward.append(f"{relative}:{line} imports {module}")
     assert not upward, "\n".join(upward)
+
+
+def test_no_module_imports_one_that_imports_it_back():
+    """Import circles over the package's modules (entry points included), found as strongly connected
+    components of the import graph; an import of a package counts as one of its `__init__`."""
+    paths = {_module_name(p.relative_to(PACKAGE).as_posix()): p for p in sorted(PACKAGE.rglob("*.py"))}
+    graph = {}
+    for name, path in paths.items():
+        targets = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("leaf_ssl"):
+                # `from leaf_ssl.data import demo` imports the module demo, `from leaf_ssl.data.demo import x` a name.
+                targets |= {f"{node.module}.{a.name}" if f"{node.module}.{a.name}" in paths else node.module
+                            for a in node.names}
+            elif isinstance(node, ast.Import):
+                targets |= {a.name for a in node.names if a.name.startswith("leaf_ssl")}
+        graph[name] = {target for target in targets if target in paths and target != name}
+    index, low, stack, on_stack, circles = {}, {}, [], set(), []
+
+    def visit(node):  # Tarjan's strongly connected components
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        on_stack.add(node)
+        for target in graph[node]:
+            if target not in index:
+                visit(target)
+                low[node] = min(low[node], low[target])
+            elif target in on_stack:
+                low[node] = min(low[node], index[target])
+        if low[node] == index[node]:
+            component = []
+            while not component or component[-1] != node:
+                component.append(stack.pop())
+                on_stack.discard(component[-1])
+            if len(component) > 1:
+                circles.append(sorted(component))
+
+    for node in graph:
+        if node not in index:
+            visit(node)
+    assert not circles, "import circles: " + "; ".join(" <-> ".join(c) for c in circles)
 
 
 def test_command_line_parsing_lives_in_cli_only():

@@ -100,7 +100,7 @@ def main(argv):
         failed += [describe(command) for command in commands if not execute(command, dry_run)]
         progress.update(done)
     if not dry_run:
-        tables.main([out, "--out", f"{out}/table"])
+        tables.main([out, "--out", f"{out}/table", "--rows", grid.table_rows])
     progress.finish(len(runs), f"table in {out}/table.md")
     if failed:
         exits.failure(f"{len(failed)} step(s) of the grid failed ({format_duration(progress.elapsed)}): "

@@ -292,8 +292,3 @@ def task_lines(task: dict, out_dir: str) -> list[str]:
 
 def _by_reason(counts: dict) -> str:
     return " (" + ", ".join(f"{reason} {count}" for reason, count in counts.items()) + ")" if counts else ""
-
-
-if __name__ == "__main__":
-    from leaf_ssl.cli.audioset import main
-    sys.exit(main())

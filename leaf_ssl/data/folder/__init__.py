@@ -122,8 +122,3 @@ def summary_lines(report: dict, out_dir: str) -> list[str]:
     lines.append(f"report: {os.path.join(out_dir, report['split'] + REPORT_SUFFIX)}; train with "
                  f"--config.data.train_shards={out_dir}")
     return lines
-
-
-if __name__ == "__main__":
-    from leaf_ssl.cli.folder import main
-    sys.exit(main())

@@ -262,8 +262,3 @@ def _write_json(path, value) -> None:
 def _json_round_trip(value):
     """`value` as it reads back from JSON (tuples become lists), so it compares equal to a stored copy."""
     return json.loads(json.dumps(value))
-
-
-if __name__ == "__main__":
-    from leaf_ssl.cli.demo_corpus import main
-    sys.exit(main())
