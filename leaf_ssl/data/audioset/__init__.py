@@ -48,7 +48,6 @@ from __future__ import annotations
 import logging
 import os
 import re
-import sys
 from collections import Counter
 from typing import Sequence
 

@@ -23,7 +23,6 @@ from __future__ import annotations
 import csv
 import math
 import os
-import sys
 
 from leaf_ssl.data.audio import AUDIO_EXTENSIONS, SAMPLE_RATE
 from leaf_ssl.data.audioset_shards import (ClipPlan, build_or_reuse_shards, delete_stale_shards,
