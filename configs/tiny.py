@@ -1,16 +1,16 @@
 """A seconds-long run for tests and smoke checks: tiny EfficientNet, few filters, short crops.
 
-Arguments `frontend[,objective]`: the frontend name (leaf | sincnet | sincnet_plus | mel),
-default leaf; the objective `cola` (default) or `supervised` (then pass
+Arguments `frontend[,objective]`: a registered frontend (leaf | sincnet | sincnet_plus | mel and any
+registered since), default leaf; a registered objective, `cola` (default) or `supervised` (then pass
 --config.supervised.task_dir=DIR).
 """
-from leaf_ssl.model.configuration import OBJECTIVE_SCHEMAS, encoder_config, frontend_config, parse_config_arg
+from leaf_ssl.model.configuration import encoder_config, frontend_choices, frontend_config, parse_config_arg
+from leaf_ssl.model.objectives import OBJECTIVES
 
 
 def get_config(arg=None):
-    options = parse_config_arg(arg, "tiny.py", {"frontend": ("leaf", "sincnet", "sincnet_plus", "mel"),
-                                                "objective": tuple(OBJECTIVE_SCHEMAS)})
-    config = OBJECTIVE_SCHEMAS[options["objective"]]()
+    options = parse_config_arg(arg, "tiny.py", {"frontend": frontend_choices(), "objective": tuple(OBJECTIVES)})
+    config = OBJECTIVES[options["objective"]].schema()
     config.frontend = frontend_config(options["frontend"], n_filters=8, init="mel")
     config.encoder = encoder_config("efficientnet_tiny", drop_path_rate=0.0)
     config.model.embedding_dim = 16

@@ -5,7 +5,7 @@ import ml_collections
 import numpy as np
 import pytest
 
-from leaf_ssl.model import build, cola, configuration
+from leaf_ssl.model import build, cola, configuration, validation
 
 BATCH, FRAMES, CHANNELS = 6, 5, 8
 
@@ -78,9 +78,9 @@ def test_mlp_head_with_the_bilinear_similarity_is_refused_by_the_config_and_the_
     config = configuration.pretraining_config()
     config.data.train_shards = "shards"
     config.model.projection_head = "mlp"
-    with pytest.raises(configuration.ConfigError, match="projection_head='mlp' needs config.model.similarity='dot'"):
-        configuration.validate_config(config, num_devices=1)
-    with pytest.raises(ValueError, match="needs similarity='dot'"):
+    with pytest.raises(configuration.ConfigError, match="config.model.projection_head='mlp' needs model.similarity='dot'"):
+        validation.validate_config(config, num_devices=1)
+    with pytest.raises(ValueError, match="needs model.similarity='dot'"):
         _logits(cola.ColaModel(Frames(), MeanOverFrames(), projection_head="mlp", similarity="bilinear"))
 
 

@@ -3,7 +3,7 @@ when its batch or its shards do not divide over its processes."""
 import numpy as np
 import pytest
 
-from leaf_ssl.model import configuration
+from leaf_ssl.model import validation
 from leaf_ssl.training import distributed
 from leaf_ssl.data.pipeline import local_shards
 from leaf_ssl.data.records import write_shards
@@ -43,11 +43,11 @@ def test_batch_that_does_not_divide_over_processes_is_refused_before_compiling()
     config = tiny_config("leaf")
     config.data.train_shards = "unused"
     config.train.batch_size = 12
-    configuration.validate_config(config, num_devices=4, num_processes=2)
+    validation.validate_config(config, num_devices=4, num_processes=2)
     with pytest.raises(ValueError, match="does not divide over 8 devices"):
-        configuration.validate_config(config, num_devices=8, num_processes=2)
+        validation.validate_config(config, num_devices=8, num_processes=2)
     with pytest.raises(ValueError, match="does not divide over 5 processes"):
-        configuration.validate_config(config, num_devices=1, num_processes=5)
+        validation.validate_config(config, num_devices=1, num_processes=5)
 
 
 def test_fewer_shards_than_processes_is_an_error_naming_both(tmp_path):

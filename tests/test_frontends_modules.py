@@ -248,7 +248,7 @@ def test_make_frontend_builds_each_frontend_from_a_config_dict():
 
 
 @pytest.mark.parametrize("config, message", [
-    ({"name": "tdfbanks"}, "valid names: leaf, sincnet, sincnet_plus, mel"),
+    ({"name": "tdfbanks"}, "valid names: mel, sincnet, sincnet_plus, leaf"),
     ({}, "valid names"),
     ({"name": "leaf", "n_filter": 3}, "valid fields: .*n_filters"),
     ({"name": "mel", "learn_filters": False}, "unknown field 'learn_filters'"),

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from leaf_ssl.training import checkpointing
-from leaf_ssl.model import configuration
+from leaf_ssl.model import configuration, validation
 from leaf_ssl.inference import frozen_model as frozen_checkpoint
 from leaf_ssl.training import loop
 from tests.checkpoint_damage import flip_bytes_in_params
@@ -188,7 +188,7 @@ def test_config_validation_names_the_field(field, value, message):
     with config.unlocked():
         config[section][name] = value
     with pytest.raises((ValueError, TypeError), match=message.replace("(", r"\(")):
-        configuration.validate_config(config, num_devices=8)
+        validation.validate_config(config, num_devices=8)
 
 
 def test_cli_overrides_and_bad_keys(tiny_corpus, tmp_path):
@@ -249,7 +249,7 @@ def test_every_schema_field_is_in_every_config():
         config = frozen_checkpoint.load_config_spec(str(REPO / "configs" / spec))
         assert schema <= set(paths(config)), (spec, schema - set(paths(config)))
         frontend = config.frontend.name
-        for field in configuration.frontend_factory.COMPUTE_PATH_FIELDS[frontend]:
+        for field in configuration.frontend_factory.compute_path_fields(frontend):
             assert field in config.frontend, (spec, field)
 
 

@@ -24,6 +24,8 @@ import jax
 import jax.numpy as jnp
 
 from leaf_ssl.model import build
+from leaf_ssl.model.objectives import objective_of
+from leaf_ssl.training.batches import input_batches
 from leaf_ssl.inference.frozen_model import FrozenModel
 from leaf_ssl.inference.features import l2_normalize
 
@@ -57,13 +59,12 @@ def reestimate(frozen: FrozenModel, *, num_batches: int, batch_size: int, train_
         return _map_layers(lambda layer: {"mean": layer["mean"], "square": layer["var"] + jnp.square(layer["mean"])},
                            mutated["batch_stats"])
 
-    from leaf_ssl.training.batches import input_batches  # tf.data: imported only when statistics are re-estimated
     stream = input_batches(config, per_process_batch=batch_size, crop_samples=frozen.window_samples,
                            start_batch=0)
     sums = None  # per layer: {'mean': sum of batch means, 'square': sum of batch second moments}
     for _ in range(num_batches):
         batch = next(stream)
-        crops = batch[build.objective_of(config).crop_key]
+        crops = batch[objective_of(config).crop_key]
         moments = batch_moments(jnp.asarray(crops))
         sums = moments if sums is None else jax.tree.map(jnp.add, sums, moments)
     statistics = _map_layers(lambda layer: _statistics(layer["mean"] / num_batches, layer["square"] / num_batches),

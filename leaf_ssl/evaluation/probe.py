@@ -25,7 +25,7 @@ from leaf_ssl.inference.features import FEATURES
 from leaf_ssl.data.audio import SAMPLE_RATE
 from leaf_ssl.evaluation import cache, linear, tasks
 from leaf_ssl.inference import frozen_model
-from leaf_ssl.model import build
+from leaf_ssl.model.objectives import objective_of
 from leaf_ssl.progress import ProgressLine
 from leaf_ssl.training import summaries
 
@@ -51,7 +51,7 @@ def describe_model(frozen: frozen_model.FrozenModel, features: str = "encoder") 
     frontend, init, training, BatchNorm statistics, features read; and where it came from."""
     config = frozen.config
     frontend = config.frontend.name
-    training = build.objective_of(config).training_label if frozen.trained else "untrained"
+    training = objective_of(config).training_label if frozen.trained else "untrained"
     return {
         "frontend": frontend,
         "init": "-" if frontend == "mel" else config.frontend.get("init", "mel"),

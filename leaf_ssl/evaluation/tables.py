@@ -19,11 +19,11 @@ import json
 import logging
 from pathlib import Path
 
+from leaf_ssl.frontends.factory import FRONTENDS
 from leaf_ssl.inference.frozen_model import BATCH_NORM_AS_SAVED, RANDOM_PREFIX
 
 logger = logging.getLogger(__name__)
 
-FRONTEND_ORDER = ("mel", "sincnet", "sincnet_plus", "leaf")
 INIT_ORDER = ("-", "mel", "random")
 TRAINING_ORDER = ("untrained", "supervised", "self-supervised")
 ROW_KEYS = ("frontend", "init", "training")
@@ -91,7 +91,7 @@ def _row(model: dict, by_run: bool) -> tuple:
 def _row_order(row: tuple, by_run: bool, names: dict) -> tuple:
     # A variant ('untrained, BN re-estimated') right after its plain row.
     *head, training, re_estimated, frontend_only = row
-    head_order = (names[head[0]],) if by_run else (_order(head[0], FRONTEND_ORDER), _order(head[1], INIT_ORDER))
+    head_order = (names[head[0]],) if by_run else (_order(head[0], tuple(FRONTENDS)), _order(head[1], INIT_ORDER))
     return (*head_order, _order(training, TRAINING_ORDER), frontend_only, re_estimated)
 
 

@@ -9,13 +9,14 @@ which of its top-level parameter groups the optimizer must leave alone with `fro
   SincNetPlus    sinc filterbank -> LeakyReLU -> Gaussian lowpass -> sPCEN      (sincnet.py)
   MelFilterbank  fixed log-mel, presets 'leaf' and 'cola'                       (mel.py)
 
-`make_frontend(config)` builds one from a config with a `name` in `FRONTENDS` (factory.py).
+`make_frontend(config)` builds one from a config with a `name` in `FRONTENDS` (factory.py);
+`register_frontend` adds a name.
 Pure helpers: filters.py (mel scale, mel matrix, windows, impulse responses), initializers.py (mel and
 random inits), constraints.py (parameter projections), convolution.py / pooling.py / compression.py
 (the operators), framing.py (frame geometry).
 """
 
-from leaf_ssl.frontends.factory import FRONTENDS, constructor_fields, frontend_presets, make_frontend
+from leaf_ssl.frontends.factory import FRONTENDS, constructor_fields, frontend_presets, make_frontend, register_frontend
 from leaf_ssl.frontends.leaf import Leaf
 from leaf_ssl.frontends.mel import MEL_PRESETS, MelFilterbank
 from leaf_ssl.frontends.sincnet import SincNet, SincNetPlus
@@ -28,6 +29,7 @@ __all__ = [
     "SincNet",
     "SincNetPlus",
     "constructor_fields",
+    "register_frontend",
     "frontend_presets",
     "make_frontend",
 ]

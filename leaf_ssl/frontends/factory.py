@@ -20,35 +20,45 @@ from leaf_ssl.frontends import convolution, initializers, leaf, pooling
 from leaf_ssl.frontends.mel import MEL_PRESETS, MelFilterbank
 from leaf_ssl.frontends.sincnet import SincNet, SincNetPlus
 
-FRONTENDS = MappingProxyType({
-    "leaf": leaf.Leaf,
-    "sincnet": SincNet,
-    "sincnet_plus": SincNetPlus,
-    "mel": MelFilterbank,
-})
-
-_PRESETS = MappingProxyType({"mel": MEL_PRESETS})
+# name -> module class, in the order of the paper's tables; `register_frontend` adds to it.
+_CLASSES: dict[str, type[nn.Module]] = {}
+FRONTENDS = MappingProxyType(_CLASSES)  # a read-only view that follows the registry
+# name -> preset name -> constructor arguments.
+_PRESETS: dict[str, Mapping[str, Mapping[str, object]]] = {}
+# name -> constructor argument -> its valid values (checked here, so a typo fails at build time).
+_CHOICES: dict[str, Mapping[str, tuple]] = {}
 
 # Config keys accepted for a constructor argument of another name: flax reserves `init` for Module.init.
 _FIELD_ALIASES = MappingProxyType({"init": "filter_init"})
 
-# Valid values of the string-valued options, per frontend (checked here so a typo fails at build time).
-_CHOICES = MappingProxyType({
-    "leaf": {"filter_init": initializers.GABOR_INIT_SCHEMES,
-             "filterbank_impl": leaf.FILTERBANK_IMPLS,
-             "pooling_impl": pooling.POOLING_IMPLS},
-    "sincnet": {"filter_init": initializers.SINC_INIT_SCHEMES,
-                "filterbank_impl": convolution.FILTERBANK_IMPLS},
-    "sincnet_plus": {"filter_init": initializers.SINC_INIT_SCHEMES,
-                     "filterbank_impl": convolution.FILTERBANK_IMPLS,
-                     "pooling_impl": pooling.POOLING_IMPLS},
-    "mel": {},
-})
+
+def register_frontend(name: str, cls: type[nn.Module], *, choices: Mapping[str, tuple] | None = None,
+                      presets: Mapping[str, Mapping[str, object]] | None = None) -> None:
+    """Makes `name` buildable by `make_frontend`. `choices`: the valid values of string-valued
+    constructor arguments (those ending in `_impl` choose between equivalent compute paths);
+    `presets`: named sets of constructor arguments. A name registered twice is an error."""
+    if name in _CLASSES:
+        raise ValueError(f"frontend {name!r} is registered already")
+    _CLASSES[name] = cls
+    _CHOICES[name] = MappingProxyType(dict(choices or {}))
+    _PRESETS[name] = MappingProxyType(dict(presets or {}))
 
 
-# The fields that choose between equivalent compute paths (same outputs to float32 rounding).
-COMPUTE_PATH_FIELDS = MappingProxyType({
-    name: tuple(field for field in choices if field.endswith("_impl")) for name, choices in _CHOICES.items()})
+register_frontend("mel", MelFilterbank, presets=MEL_PRESETS)
+register_frontend("sincnet", SincNet, choices={"filter_init": initializers.SINC_INIT_SCHEMES,
+                                               "filterbank_impl": convolution.FILTERBANK_IMPLS})
+register_frontend("sincnet_plus", SincNetPlus, choices={"filter_init": initializers.SINC_INIT_SCHEMES,
+                                                        "filterbank_impl": convolution.FILTERBANK_IMPLS,
+                                                        "pooling_impl": pooling.POOLING_IMPLS})
+register_frontend("leaf", leaf.Leaf, choices={"filter_init": initializers.GABOR_INIT_SCHEMES,
+                                              "filterbank_impl": leaf.FILTERBANK_IMPLS,
+                                              "pooling_impl": pooling.POOLING_IMPLS})
+
+
+def compute_path_fields(name: str) -> tuple[str, ...]:
+    """The fields of frontend `name` that choose between equivalent compute paths (same outputs to
+    float32 rounding); () for a name not registered."""
+    return tuple(field for field in _CHOICES.get(name, {}) if field.endswith("_impl"))
 
 
 def frontend_presets(name: str) -> Mapping[str, Mapping[str, object]]:
@@ -57,7 +67,7 @@ def frontend_presets(name: str) -> Mapping[str, Mapping[str, object]]:
     'mel' has 'leaf' (40 bins, 512-point FFT) and 'cola' (64 bins, 1024-point FFT).
     """
     _check_name(name)
-    return _PRESETS.get(name, MappingProxyType({}))
+    return _PRESETS[name]
 
 
 def constructor_fields(name: str) -> tuple[str, ...]:

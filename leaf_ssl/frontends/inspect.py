@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from typing import Callable
 
 import jax.numpy as jnp
 import numpy as np
@@ -188,16 +189,34 @@ class FrontendFilters:
 
 def frontend_filters(frontend_config, frontend_params) -> FrontendFilters:
     """The filters of a frontend built from `frontend_config` (as `config.frontend`) with the parameter
-    tree `frontend_params` (the model's `params['frontend']`; empty for mel)."""
+    tree `frontend_params` (the model's `params['frontend']`; empty for mel).
+
+    Raises:
+      ValueError: the frontend's class has no registered analysis (`can_describe` is False).
+    """
     fields = dict(frontend_config.to_dict() if hasattr(frontend_config, "to_dict") else frontend_config)
     frontend = make_frontend(fields)
-    if isinstance(frontend, Leaf):
-        return _leaf_filters(frontend, frontend_params, fields["name"])
-    if isinstance(frontend, (SincNet, SincNetPlus)):
-        return _sinc_filters(frontend, frontend_params, fields["name"])
-    if isinstance(frontend, MelFilterbank):
-        return _mel_filters(frontend, fields["name"])
-    raise ValueError(f"no filter analysis for frontend {fields['name']!r}")
+    analyse = _analysis_of(type(frontend))
+    if analyse is None:
+        raise ValueError(f"frontend {fields['name']!r} has no filter analysis: register one with "
+                         "leaf_ssl.frontends.inspect.register_filter_analysis")
+    return analyse(frontend, frontend_params, fields["name"])
+
+
+def can_describe(frontend_config) -> bool:
+    """Whether `frontend_filters` can describe the frontend of `frontend_config`."""
+    fields = dict(frontend_config.to_dict() if hasattr(frontend_config, "to_dict") else frontend_config)
+    return _analysis_of(type(make_frontend(fields))) is not None
+
+
+def register_filter_analysis(cls: type, analyse: Callable[..., FrontendFilters]) -> None:
+    """Lets `frontend_filters` describe frontends of class `cls` (and its subclasses):
+    `analyse(module, params, name)` returns their `FrontendFilters`."""
+    _ANALYSES[cls] = analyse
+
+
+def _analysis_of(cls: type) -> Callable[..., FrontendFilters] | None:
+    return next((_ANALYSES[klass] for klass in cls.__mro__ if klass in _ANALYSES), None)
 
 
 def _response_grid(sample_rate: float) -> np.ndarray:
@@ -254,7 +273,7 @@ def _sinc_filters(frontend: SincNet | SincNetPlus, params, name: str) -> Fronten
         at_bounds=_at_bounds(params, window, gabor=False, gaussian=gaussian))
 
 
-def _mel_filters(frontend: MelFilterbank, name: str) -> FrontendFilters:
+def _mel_filters(frontend: MelFilterbank, params, name: str) -> FrontendFilters:
     window, _ = frontend.window_and_stride()
     centre, bandwidth = mel_centres_and_bandwidths_hz(frontend.n_filters, frontend.min_freq, frontend.max_freq)
     grid = _response_grid(frontend.sample_rate)
@@ -300,6 +319,11 @@ def _at_bounds(params, window: int, *, gabor: bool, gaussian: bool) -> dict[str,
 
 
 # --- Summaries -------------------------------------------------------------------------------------
+
+
+# Frontend class -> its analysis (`register_filter_analysis`); a frontend without one is not described.
+_ANALYSES: dict[type, Callable[..., FrontendFilters]] = {
+    Leaf: _leaf_filters, SincNet: _sinc_filters, SincNetPlus: _sinc_filters, MelFilterbank: _mel_filters}
 
 
 def summarise(analysed: FrontendFilters, shift_threshold: float = DEFAULT_SHIFT_THRESHOLD) -> dict:

@@ -5,8 +5,6 @@ config rebuilds exactly the model that wrote it. Free of TensorFlow.
 """
 import dataclasses
 import json
-from typing import Callable
-
 import flax.linen as nn
 import ml_collections
 from etils import epath
@@ -14,68 +12,12 @@ from etils import epath
 from leaf_ssl.data.sharding import DATA_AXIS
 from leaf_ssl.encoders import make_encoder
 from leaf_ssl.frontends import make_frontend
-from leaf_ssl.model import cola, configuration, supervised
+from leaf_ssl.model.objectives import objective_of
 
 
 def crop_samples(config: ml_collections.ConfigDict) -> int:
     """Samples per crop: round(crop_seconds * sample_rate) (0.96 s at 16 kHz = 15360)."""
     return int(round(config.data.crop_seconds * config.data.sample_rate))
-
-
-@dataclasses.dataclass(frozen=True)
-class Objective:
-    """One kind of run, by name: the model it trains, the loss the step minimises, its batches.
-
-    Attributes:
-      name: the config's `objective`.
-      training_label: what a probed run trained this way is called (a result row's `training`).
-      crop_key: the batch entry that holds one crop per example (the encoder's input).
-      crops_per_example: crops the step encodes per example (pairs: 2).
-      make_model: (config, frontend, encoder, SpecAugment fields) -> the model.
-      make_loss: (config, negatives axis or None) -> the step's objective (`trainer.Objective`).
-    """
-    name: str
-    training_label: str
-    crop_key: str
-    crops_per_example: int
-    make_model: Callable[..., nn.Module]
-    make_loss: Callable[..., Callable]
-
-
-def _cola_model(config, frontend, encoder, masks) -> nn.Module:
-    return cola.ColaModel(
-        frontend=frontend,
-        encoder=encoder,
-        embedding_dim=config.model.embedding_dim,
-        # Runs saved before the field existed used COLA's head.
-        projection_head=config.model.get("projection_head", "cola"),
-        similarity=config.model.similarity,
-        temperature=config.model.temperature,
-        **masks,
-    )
-
-
-def _classifier_model(config, frontend, encoder, masks) -> nn.Module:
-    if config.supervised.num_classes < 1:
-        raise ValueError("config.supervised.num_classes is not resolved: call resolve_supervised_task first")
-    return supervised.ClassifierModel(frontend=frontend, encoder=encoder,
-                                      num_classes=config.supervised.num_classes, **masks)
-
-
-OBJECTIVES = {objective.name: objective for objective in (
-    Objective("cola", "self-supervised", "anchor", 2, _cola_model,
-              lambda config, negatives_axis: cola.train_objective(negatives_axis)),
-    Objective("supervised", "supervised", "audio", 1, _classifier_model,
-              lambda config, negatives_axis: supervised.train_objective(config.supervised.multi_label)),
-)}
-
-
-def objective_of(config: ml_collections.ConfigDict) -> Objective:
-    """The registered objective `config` trains for (`configuration.objective`: its name)."""
-    name = configuration.objective(config)
-    if name not in OBJECTIVES:
-        raise configuration.ConfigError(f"config.objective={name!r} is not valid; choose one of {list(OBJECTIVES)}")
-    return OBJECTIVES[name]
 
 
 def resolve_supervised_task(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:

@@ -27,6 +27,17 @@ SIMILARITIES = ("bilinear", "dot")
 PROJECTIONS = ("cola", "mlp")
 
 
+def check_head(projection_head: str, similarity: str) -> None:
+    """Raises ValueError, naming the `model.*` field, for a head or similarity this model cannot build."""
+    if similarity not in SIMILARITIES:
+        raise ValueError(f"model.similarity={similarity!r} is not valid; choose one of {list(SIMILARITIES)}")
+    if projection_head not in PROJECTIONS:
+        raise ValueError(f"model.projection_head={projection_head!r} is not valid; choose one of {list(PROJECTIONS)}")
+    if projection_head == "mlp" and similarity != "dot":
+        raise ValueError("model.projection_head='mlp' needs model.similarity='dot' (its output is unbounded; only "
+                         "the cosine similarity is scale-free)")
+
+
 class ColaModel(nn.Module):
     """Frontend + encoder + projection head + pair similarity.
 
@@ -57,13 +68,7 @@ class ColaModel(nn.Module):
     time_mask_width: int = 10
 
     def setup(self):
-        if self.similarity not in SIMILARITIES:
-            raise ValueError(f"unknown similarity {self.similarity!r}; valid: {SIMILARITIES}")
-        if self.projection_head not in PROJECTIONS:
-            raise ValueError(f"unknown projection head {self.projection_head!r}; valid: {PROJECTIONS}")
-        if self.projection_head == "mlp" and self.similarity != "dot":
-            # Its output is unbounded: only the cosine similarity is scale-free.
-            raise ValueError("projection_head='mlp' needs similarity='dot'")
+        check_head(self.projection_head, self.similarity)
         self.projection = nn.Dense(self.embedding_dim)
         self.projection_norm = nn.LayerNorm()
         if self.projection_head == "mlp":

@@ -1,15 +1,11 @@
-"""The pretraining configuration: every field, its default (the paper recipe) and its check.
+"""The pretraining configuration: every field and its default (the paper recipe).
 
 Config files in `configs/` start from `pretraining_config()` and change what differs, so
-every field is documented once, here. `validate_config` runs before anything is compiled and
-names the offending field and what it accepts.
+every field is documented once, here. `validation.validate_config` checks a config before
+anything is compiled and names the offending field and what it accepts.
 """
-import math
-
 import ml_collections
 
-from leaf_ssl.encoders import factory as encoder_factory
-from leaf_ssl.encoders.efficientnet import DEPTHWISE_IMPLS
 from leaf_ssl.frontends import factory as frontend_factory
 
 ENCODER_DTYPES = ("float32", "bfloat16")
@@ -26,7 +22,7 @@ BATCH_NORM_MODES = ("sync", "per_device")
 def pretraining_config() -> ml_collections.ConfigDict:
     """COLA pretraining as the first author's public recipe runs it (every default: the README's config reference)."""
     config = ml_collections.ConfigDict()
-    # What the run trains for, by name (leaf_ssl/model/build.py: OBJECTIVES): cola (self-supervised
+    # What the run trains for, by name (leaf_ssl/model/objectives.py: OBJECTIVES): cola (self-supervised
     # pairs, this config) | supervised (a labelled task: `supervised_config`, which sets it).
     config.objective = "cola"
     # PRNG seed for parameter init, data order, crops, noise, SpecAugment masks and drop-path.
@@ -123,7 +119,9 @@ def supervised_recipe() -> ml_collections.ConfigDict:
     return config
 
 
-DEMO_FRONTENDS = ("leaf", "sincnet", "sincnet_plus", "mel")
+def frontend_choices() -> tuple[str, ...]:
+    """Every registered frontend, LEAF first: a config file's `frontend` argument and its default."""
+    return ("leaf", *(name for name in frontend_factory.FRONTENDS if name != "leaf"))
 
 
 def frontend_config(frontend: str, *, n_filters: int, init: str) -> dict:
@@ -135,7 +133,7 @@ def frontend_config(frontend: str, *, n_filters: int, init: str) -> dict:
     if frontend == "mel":
         return {"name": "mel", "preset": "leaf"}
     return {"name": frontend, "n_filters": n_filters, "init": init,
-            **{field: "auto" for field in frontend_factory.COMPUTE_PATH_FIELDS[frontend]}}
+            **{field: "auto" for field in frontend_factory.compute_path_fields(frontend)}}
 
 
 def with_readers_compute_paths(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
@@ -143,7 +141,7 @@ def with_readers_compute_paths(config: ml_collections.ConfigDict) -> ml_collecti
     'auto', for a reader on another backend: the paths give the same numbers to float32 rounding, and
     the writer's choice may not run here (a TPU run's 'fused' filterbank is refused on GPUs)."""
     config = ml_collections.ConfigDict(config.to_dict())
-    for field in frontend_factory.COMPUTE_PATH_FIELDS.get(config.frontend.get("name"), ()):
+    for field in frontend_factory.compute_path_fields(config.frontend.get("name")):
         if field in config.frontend:
             config.frontend[field] = "auto"
     if "depthwise_impl" in config.get("encoder", {}):
@@ -173,7 +171,7 @@ def encoder_config(name: str, **fields) -> ml_collections.ConfigDict:
 def demo_scale(config: ml_collections.ConfigDict, config_file: str, arg: str | None) -> ml_collections.ConfigDict:
     """`config` at CPU size (configs/demo.py, demo_supervised.py), for the frontend of the
     file's `frontend[,init]` argument: 40 filters, 240 steps of 16, the demo corpus's sizes."""
-    options = parse_config_arg(arg, config_file, {"frontend": DEMO_FRONTENDS, "init": FRONTEND_INITS})
+    options = parse_config_arg(arg, config_file, {"frontend": frontend_choices(), "init": FRONTEND_INITS})
     config.frontend = frontend_config(options["frontend"], n_filters=40, init=options["init"])
     config.data.shuffle_buffer = 1024
     # A few hundred steps: BatchNorm's running averages must forget their initial values
@@ -188,103 +186,12 @@ def demo_scale(config: ml_collections.ConfigDict, config_file: str, arg: str | N
     return config
 
 
-def _check_choice(path: str, value, choices):
-    if value not in choices:
-        raise ConfigError(f"config.{path}={value!r} is not valid; choose one of {list(choices)}")
-
-
-def _check_positive(path: str, value, allow_zero: bool = False):
-    if not isinstance(value, (int, float)) or isinstance(value, bool):
-        raise ConfigError(f"config.{path} must be a number, got {type(value).__name__} {value!r}")
-    if value < 0 or (value == 0 and not allow_zero):
-        bound = ">= 0" if allow_zero else "> 0"
-        raise ConfigError(f"config.{path} must be {bound}, got {value!r}")
-
-
-def _check_all_numbers_finite(config, prefix: str = ""):
-    """NaN or inf in any numeric field (frontend and encoder arguments included) is an error:
-    comparisons with NaN are all false, so range checks alone would let it through."""
-    for key, value in config.items():
-        path = f"{prefix}{key}"
-        if isinstance(value, (ml_collections.ConfigDict, dict)):
-            _check_all_numbers_finite(value, prefix=f"{path}.")
-        elif isinstance(value, float) and not math.isfinite(value):
-            raise ConfigError(f"config.{path}={value!r} is not a finite number")
-
-
-def _check_no_unknown_fields(config, reference, prefix: str = ""):
-    for key in config.keys():
-        path = f"{prefix}{key}"
-        if key not in reference:
-            raise ConfigError(f"config.{path} is not a known field; known fields here: {sorted(reference.keys())}")
-        if isinstance(reference[key], ml_collections.ConfigDict) and key not in ("frontend", "encoder"):
-            _check_no_unknown_fields(config[key], reference[key], prefix=f"{path}.")
-
-
 def objective(config: ml_collections.ConfigDict) -> str:
     """The name of the objective `config` trains for: its `objective` field. Configs saved before
     that field existed (a run's config.json) are told apart by their `supervised` section."""
     if "objective" in config:
         return config.objective
     return "supervised" if "supervised" in config else "cola"
-
-
-# Each objective's full set of fields: a config may set only these.
-OBJECTIVE_SCHEMAS = {"cola": pretraining_config, "supervised": supervised_config}
-
-
-def validate_config(config: ml_collections.ConfigDict, num_devices: int, num_processes: int = 1) -> None:
-    """Raises a ConfigError naming the first bad field. Call before any compile."""
-    name = objective(config)
-    _check_choice("objective", name, tuple(OBJECTIVE_SCHEMAS))
-    supervised = name == "supervised"
-    if supervised and "supervised" not in config:
-        raise ConfigError("config.objective='supervised' needs a config.supervised section: start the config from "
-                          "leaf_ssl.model.configuration.supervised_config()")
-    _check_no_unknown_fields(config, OBJECTIVE_SCHEMAS[name]())
-    _check_all_numbers_finite(config)
-    if supervised and not config.supervised.task_dir:
-        raise ConfigError("config.supervised.task_dir is empty: pass --config.supervised.task_dir=DIR (a folder "
-                         "with task.json and train-*.tfrecord shards)")
-    if "name" not in config.frontend:
-        raise ConfigError("config.frontend.name is missing")
-    if "name" not in config.encoder:
-        raise ConfigError("config.encoder.name is missing")
-    for section, make in (("frontend", frontend_factory.make_frontend), ("encoder", encoder_factory.make_encoder)):
-        try:  # the constructors check names, fields and choices without building anything
-            make(config[section])
-        except ValueError as error:
-            raise ConfigError(f"config.{section}: {error}") from error
-    _check_choice("encoder.dtype", config.encoder.get("dtype", "float32"), ENCODER_DTYPES)
-    _check_choice("encoder.depthwise_impl", config.encoder.get("depthwise_impl", "auto"), DEPTHWISE_IMPLS)
-    _check_choice("model.negatives", config.model.negatives, NEGATIVES)
-    _check_choice("model.similarity", config.model.similarity, ("bilinear", "dot"))
-    _check_choice("model.projection_head", config.model.projection_head, ("cola", "mlp"))
-    if config.model.projection_head == "mlp" and config.model.similarity != "dot":
-        raise ConfigError("config.model.projection_head='mlp' needs config.model.similarity='dot' (its output is "
-                          "unbounded; only the cosine similarity is scale-free)")
-    _check_choice("train.batch_norm", config.train.batch_norm, BATCH_NORM_MODES)
-    for path in ("model.embedding_dim", "model.temperature", "data.sample_rate", "data.crop_seconds",
-                 "data.shuffle_buffer", "train.batch_size", "train.base_learning_rate",
-                 "train.log_every_steps", "train.checkpoint_every_steps", "train.keep_checkpoints",
-                 "train.stop_check_every_steps"):
-        section, field = path.split(".")
-        _check_positive(path, config[section][field])
-    for path in ("model.freq_masks", "model.freq_mask_width", "model.time_masks", "model.time_mask_width",
-                 "data.noise_std", "data.num_clips", "train.num_epochs", "train.total_steps",
-                 "train.warmup_epochs", "train.weight_decay", "train.max_consecutive_nonfinite"):
-        section, field = path.split(".")
-        _check_positive(path, config[section][field], allow_zero=True)
-    if config.train.batch_size % num_devices:
-        raise ConfigError(f"config.train.batch_size={config.train.batch_size} does not divide over "
-                         f"{num_devices} devices; use a multiple of {num_devices}")
-    if config.train.batch_size % num_processes:
-        raise ConfigError(f"config.train.batch_size={config.train.batch_size} does not divide over "
-                         f"{num_processes} processes; use a multiple of {num_processes}")
-    if config.train.total_steps == 0 and config.train.num_epochs == 0:
-        raise ConfigError("config.train.num_epochs and config.train.total_steps are both 0: nothing to train")
-    if not config.data.train_shards and not supervised:
-        raise ConfigError("config.data.train_shards is empty: pass --config.data.train_shards=DIR_OR_GLOB")
 
 
 FRONTEND_INITS = ("mel", "random")

@@ -19,7 +19,8 @@ import numpy as np
 from absl import logging
 
 from leaf_ssl.data import pipeline, sharding
-from leaf_ssl.model import build, configuration
+from leaf_ssl.model import build, validation
+from leaf_ssl.model.objectives import objective_of
 from leaf_ssl.progress import format_duration
 from leaf_ssl.training import (checkpointing, diagnostics, distributed, optim, preemption, run_history, trainer,
                                workdir_lock)
@@ -133,7 +134,7 @@ def _train(config: ml_collections.ConfigDict, workdir: str | os.PathLike,
            watcher: preemption.PreemptionWatcher, batches: BatchSource, start_over: bool) -> list[dict]:
     workdir = checkpointing.resolve_dir(workdir)
     mesh = trainer.make_mesh()
-    configuration.validate_config(config, num_devices=mesh.size, num_processes=jax.process_count())
+    validation.validate_config(config, num_devices=mesh.size, num_processes=jax.process_count())
     workdir.mkdir(parents=True, exist_ok=True)
     with _workdir_lock(workdir):
         return _train_locked(config, workdir, mesh, watcher, batches, start_over)
@@ -193,7 +194,7 @@ def _train_locked(config: ml_collections.ConfigDict, workdir, mesh, watcher: pre
     start_step = int(state.step)
     stream = batches(config, per_process_batch=per_process_batch, crop_samples=crop, start_batch=start_step)
     train_step = trainer.make_train_step(model, optimizer, schedule, mesh, build.train_objective(config))
-    crops_per_example = build.objective_of(config).crops_per_example
+    crops_per_example = objective_of(config).crops_per_example
     summaries = TrainingSummaries(workdir, config, model, enabled=config.train.tensorboard and jax.process_index() == 0,
                                   crop_samples=crop)
     log = _MetricsLog(workdir, total_steps, crops_per_step=crops_per_example * config.train.batch_size,

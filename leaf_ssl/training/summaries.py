@@ -10,7 +10,7 @@
   (`filters/moved_fraction`, `filters/median_shift`, `filters/median_bandwidth_ratio`,
   `filters/coverage`), and the frontend's output for one fixed clip as an image: a logarithmic
   chirp from `CHIRP_HZ[0]` to `CHIRP_HZ[1]` over one training crop, so the image shows where each
-  channel listens;
+  channel listens (the filters and their numbers only for a frontend `inspect.can_describe`);
 * `probe/<task>/<metric>` at the checkpoint's step, written by the linear probe of a run.
 
 TensorFlow's summary writer reaches local folders and gs:// alike; this is the only module of
@@ -89,6 +89,7 @@ class TrainingSummaries:
         import tensorflow as tf  # TensorBoard's event files (TensorFlow's filesystems: local, gs://)
         from tensorboard.plugins.hparams import api as hparams_api
         self.config = config
+        self._describable = inspect.can_describe(config.frontend)
         self.writer = tf.summary.create_file_writer(str(workdir / FOLDER))
         with self.writer.as_default():
             hparams_api.hparams(flat_hparams(config.to_dict()))
@@ -114,21 +115,26 @@ class TrainingSummaries:
         # This process's copy of the replicated state: a program over all processes' devices
         # would wait for the others, which do not draw.
         params, batch_stats = jax.tree.map(lambda x: x.addressable_data(0), (params, batch_stats))
-        analysed = inspect.frontend_filters(self.config.frontend, jax.device_get(params).get("frontend", {}))
-        summary = inspect.summarise(analysed)
         output = jax.device_get(self._frontend_output({"params": params, "batch_stats": batch_stats}))
         with self.writer.as_default(step=step):
-            for key in FILTER_SCALARS:
-                tf.summary.scalar(f"filters/{key}", summary[key])
-            # Parameters the forward pass clips get no gradient: counted, and named while there are any.
-            tf.summary.scalar("filters/channels_at_a_bound", sum(map(len, analysed.at_bounds.values())))
-            if analysed.at_bounds:
-                tf.summary.text("filters/at_a_bound", "; ".join(
-                    f"{key}: {len(channels)} channel(s) {channels}" for key, channels in analysed.at_bounds.items()))
-            for name, figure in draw_figures([(f"step {step}", analysed)]).items():
-                tf.summary.image(f"filters/{name}", tf.image.decode_png(_png(figure))[None])
             tf.summary.image("frontend/chirp", _as_image(output))
+            if self._describable:  # a frontend without a filter analysis gets its chirp image only
+                self._filters(tf, step, inspect.frontend_filters(self.config.frontend,
+                                                                 jax.device_get(params).get("frontend", {})))
         self.writer.flush()
+
+    @staticmethod
+    def _filters(tf, step: int, analysed) -> None:
+        summary = inspect.summarise(analysed)
+        for key in FILTER_SCALARS:
+            tf.summary.scalar(f"filters/{key}", summary[key])
+        # Parameters the forward pass clips get no gradient: counted, and named while there are any.
+        tf.summary.scalar("filters/channels_at_a_bound", sum(map(len, analysed.at_bounds.values())))
+        if analysed.at_bounds:
+            tf.summary.text("filters/at_a_bound", "; ".join(
+                f"{key}: {len(channels)} channel(s) {channels}" for key, channels in analysed.at_bounds.items()))
+        for name, figure in draw_figures([(f"step {step}", analysed)]).items():
+            tf.summary.image(f"filters/{name}", tf.image.decode_png(_png(figure))[None])
 
     def close(self) -> None:
         if self.writer is not None:
