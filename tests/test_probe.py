@@ -16,7 +16,7 @@ from leaf_ssl.evaluation import probe
 from leaf_ssl.training.checkpointing import CheckpointError
 from leaf_ssl.data import records
 from leaf_ssl.inference import frozen_model
-from leaf_ssl.evaluation import linear, tasks
+from leaf_ssl.evaluation import evaluators, linear, tasks
 from leaf_ssl.training import loop
 from tests.tensorboard_events import read_events
 from tests.probe_fixtures import write_tone_task
@@ -69,7 +69,7 @@ def test_probe_cli_on_a_trained_checkpoint_writes_results_and_caches(trained_run
     assert result["model"] | {"checkpoint": None} == {"frontend": "leaf", "init": "mel", "training": "self-supervised",
                                                       "encoder": "efficientnet_tiny", "checkpoint": None, "step": 6,
                                                       "batch_norm": "as saved", "features": "encoder",
-                                                      "run_id": run_id, "seed": 0}
+                                                      "run_id": run_id, "seed": 0, "evaluator": "linear"}
     assert result["metric"] == "accuracy" and len(result["per_seed"]) == 2
     assert result["mean"] == pytest.approx(np.mean(result["per_seed"]))
     assert result["mean"] > 1 / 3, "better than chance on three tone classes"
@@ -112,7 +112,7 @@ def test_frozen_model_is_frozen_and_in_inference_mode(trained_run, tone_task, tm
     frozen = frozen_model.load_frozen_model(str(trained_run))
     params_before, stats_before = _tree_bytes(frozen.variables["params"]), _tree_bytes(frozen.variables["batch_stats"])
     assert stats_before, "the tiny EfficientNet has BatchNorm statistics"
-    probe.run_probe(frozen, tone_task, tmp_path, seeds=1, recipe=FAST_RECIPE, progress=False)
+    probe.run_probe(frozen, tone_task, tmp_path, evaluator=evaluators.Linear(seeds=1, recipe=FAST_RECIPE), progress=False)
     assert _tree_bytes(frozen.variables["params"]) == params_before
     assert _tree_bytes(frozen.variables["batch_stats"]) == stats_before
     # restored again from disk: still the same bits
@@ -151,9 +151,9 @@ def test_trained_checkpoint_against_its_untrained_floor(supervised_tone_run, ton
     model already separates these tones (11 of 12 test clips), and 30-40 CPU steps (train
     accuracy about 40%) tie or lose against it."""
     trained = probe.run_probe(frozen_model.load_frozen_model(str(supervised_tone_run)), tone_task,
-                              tmp_path / "trained", seeds=2, recipe=FAST_RECIPE, progress=False)
+                              tmp_path / "trained", evaluator=evaluators.Linear(seeds=2, recipe=FAST_RECIPE), progress=False)
     floor = probe.run_probe(frozen_model.load_frozen_model(f"random:{supervised_tone_run}"), tone_task,
-                            tmp_path / "floor", seeds=2, recipe=FAST_RECIPE, progress=False)
+                            tmp_path / "floor", evaluator=evaluators.Linear(seeds=2, recipe=FAST_RECIPE), progress=False)
     assert trained["model"]["training"] == "supervised" and floor["model"]["training"] == "untrained"
     assert trained["model"]["step"] == 30 and floor["model"]["step"] == 0
     assert trained["counts"] == floor["counts"]
@@ -185,8 +185,8 @@ def test_a_class_without_test_clips_is_named_in_the_result(tmp_path, caplog):
     root = write_tone_task(tmp_path / "tones", train_per_class=3, test_per_class=1)
     shutil.rmtree(root / "test" / "high")
     frozen = frozen_model.load_frozen_model(f"random:{CONFIGS / 'tiny.py'}:mel")
-    result = probe.run_probe(frozen, tasks.resolve_task(f"folder:{root}"), tmp_path / "out", seeds=1,
-                             recipe=FAST_RECIPE, progress=False)
+    result = probe.run_probe(frozen, tasks.resolve_task(f"folder:{root}"), tmp_path / "out",
+                             evaluator=evaluators.Linear(seeds=1, recipe=FAST_RECIPE), progress=False)
     assert result["task"]["classes_without_test_clips"] == ["high"]
     assert "no test clip of: high" in (tmp_path / "out" / "tones.md").read_text()
     assert "1 of 3 classes have no test clip" in caplog.text
@@ -195,7 +195,7 @@ def test_a_class_without_test_clips_is_named_in_the_result(tmp_path, caplog):
 @pytest.mark.parametrize("frontend", ["mel", "sincnet_plus"])
 def test_probe_runs_on_other_frontends(frontend, tone_task, tmp_path):
     frozen = frozen_model.load_frozen_model(f"random:{CONFIGS / 'tiny.py'}:{frontend}")
-    result = probe.run_probe(frozen, tone_task, tmp_path, seeds=1, recipe=FAST_RECIPE, progress=False)
+    result = probe.run_probe(frozen, tone_task, tmp_path, evaluator=evaluators.Linear(seeds=1, recipe=FAST_RECIPE), progress=False)
     assert result["model"]["frontend"] == frontend and 0 <= result["mean"] <= 1
 
 

@@ -6,7 +6,7 @@ EfficientNet), the PyTorch COLA of `leaf_ssl.bench.torch_cola` is trained on exa
 was trained on (the run's config rebuilds its deterministic input stream: same clips, crops and
 noise), with the run's recipe (steps, warm-up, peak rate, weight decay, SpecAugment, drop-path,
 BatchNorm momentum, similarity), from its own initialisation (torch seeded with the run's seed).
-Then both encoders are probed by the same probe code (`probe.score_heads`) on the same tasks.
+Then both encoders are probed by the same probe code (`evaluators.Linear`) on the same tasks.
 
 Rows: contrastive accuracy and loss at every logged step (mean over each logging interval, as the
 trainer logs it) and each task's probe accuracy, as mean ± std over the runs, ours and the peer's.
@@ -33,7 +33,7 @@ from leaf_ssl.evaluation import probe
 from leaf_ssl.encoders.factory import ENCODERS
 from leaf_ssl.frontends.mel import MEL_PRESETS
 from leaf_ssl.inference import frozen_model
-from leaf_ssl.evaluation import cache, tasks
+from leaf_ssl.evaluation import cache, evaluators, tasks
 from leaf_ssl.progress import format_duration
 from leaf_ssl.training.loop import count_clips
 
@@ -105,7 +105,7 @@ def train_peer(run: Path, threads: int):
 def probe_peer(trainer, run: Path, task: tasks.Task, segment_samples: int, seeds: int) -> dict:
     """The peer's probe result on `task`, written like the probe's own (`<run>/peer_torch/probes/<task>.json`)."""
     embedded = cache.embed_task_with(trainer.embed, task, segment_samples=segment_samples)
-    scores = probe.score_heads(embedded, multi_label=task.multi_label, seeds=seeds)
+    scores = evaluators.Linear(seeds=seeds).evaluate(embedded, task.multi_label).scores
     result = {"task": {"name": task.name, "spec": task.spec}, "metric": "accuracy", "mean": float(np.mean(scores)),
               "std": float(np.std(scores, ddof=1)) if seeds > 1 else 0.0, "per_seed": scores,
               "model": {"checkpoint": str(run / PEER_FOLDER), "training": "self-supervised (torch peer)",
@@ -118,7 +118,7 @@ def probe_peer(trainer, run: Path, task: tasks.Task, segment_samples: int, seeds
 
 def _ours(run: Path, task: tasks.Task, seeds: int) -> dict:
     frozen = frozen_model.load_frozen_model(str(run))
-    return probe.run_probe(frozen, task, run / "probes", seeds=seeds, progress=False)
+    return probe.run_probe(frozen, task, run / "probes", evaluator=evaluators.Linear(seeds=seeds), progress=False)
 
 
 def _spread(values: list[float]) -> str:

@@ -30,7 +30,7 @@ from pathlib import Path
 from leaf_ssl.cli import config_overrides, exits, quiet
 from leaf_ssl.inference.features import FEATURES
 from leaf_ssl.inference.windows import NonFiniteFeatures
-from leaf_ssl.evaluation import batch_norm, linear, probe, tasks
+from leaf_ssl.evaluation import batch_norm, evaluators, linear, probe, tasks
 from leaf_ssl.training.checkpointing import CheckpointError
 
 logger = logging.getLogger(__name__)
@@ -50,7 +50,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                                           "<run>/probes_bn with --bn_batches)")
     parser.add_argument("--data_dir", help="demo corpus folder, for bare demo task names")
     parser.add_argument("--tfds_data_dir", help="TFDS data_dir holding prepared datasets")
-    parser.add_argument("--seeds", type=int, default=3, help="linear heads trained, seeds 0..n-1")
+    parser.add_argument("--evaluator", choices=list(evaluators.EVALUATORS), default="linear",
+                        help="linear: the paper's probe (default); knn: k nearest train segments by cosine "
+                             "similarity, no training; fewshot: linear heads on --shots train clips per class")
+    parser.add_argument("--seeds", type=int, default=3, help="linear heads trained, seeds 0..n-1 (linear, fewshot)")
+    parser.add_argument("--k", type=int, default=evaluators.NearestNeighbours.k, help="knn: neighbours that vote")
+    parser.add_argument("--shots", type=int, default=evaluators.FewShotLinear.shots,
+                        help="fewshot: train clips per class, drawn per seed")
     parser.add_argument("--epochs", type=int, default=linear.ProbeRecipe.epochs,
                         help="passes over the train segments (more if fewer than --min_steps steps)")
     parser.add_argument("--min_steps", type=int, default=linear.ProbeRecipe.min_steps,
@@ -98,10 +104,11 @@ def main(argv: list[str] | None = None) -> None:
                                                                                   features=args.features)
     recipe = linear.ProbeRecipe(epochs=args.epochs, batch_size=args.batch, learning_rate=args.learning_rate,
                                 min_steps=args.min_steps)
+    evaluator = evaluators.make_evaluator(args.evaluator, seeds=args.seeds, recipe=recipe, k=args.k, shots=args.shots)
     for task in task_list:
         logger.info("probing %s (step %d) on %s; results in %s", frozen.source, frozen.step, task.spec, workdir)
         try:
-            result = probe.run_probe(frozen, task, workdir, seeds=args.seeds, recipe=recipe,
+            result = probe.run_probe(frozen, task, workdir, evaluator=evaluator,
                                      segment_seconds=args.segment_seconds, embed_batch=args.embed_batch,
                                      features=args.features, tensorboard=args.tensorboard)
         except NonFiniteFeatures as error:
@@ -109,7 +116,7 @@ def main(argv: list[str] | None = None) -> None:
         except tasks.TaskError as error:
             exits.usage_error(str(error))
         print(probe.format_markdown(result))
-        print(f"written: {workdir / (task.name + '.json')} and .md")
+        print(f"written: {workdir / (probe.result_name(task.name, evaluator.name) + '.json')} and .md")
 
 
 if __name__ == "__main__":

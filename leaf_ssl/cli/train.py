@@ -23,6 +23,7 @@ from absl import app, flags, logging
 from ml_collections import config_flags
 
 from leaf_ssl.cli import config_overrides, exits, quiet
+from leaf_ssl.evaluation import during_training
 from leaf_ssl.model import configuration
 from leaf_ssl.training import checkpointing, distributed, loop, preemption, workdir_lock
 
@@ -61,7 +62,8 @@ def main(argv, *, batches: loop.BatchSource = loop.input_batches):
     except ValueError as error:
         exits.usage_error(str(error))
     try:
-        loop.run(_CONFIG.value, _WORKDIR.value, batches=batches, start_over=_START_OVER.value)
+        evaluations = during_training.TrainingEvaluations(_CONFIG.value) if _CONFIG.value.get("evals") else None
+        loop.run(_CONFIG.value, _WORKDIR.value, batches=batches, start_over=_START_OVER.value, evaluations=evaluations)
     except (configuration.ConfigError, FileNotFoundError, checkpointing.CheckpointError,
             workdir_lock.WorkdirLocked) as error:
         logging.error("%s", error)

@@ -6,10 +6,12 @@
    (`FrozenModel.window_samples`, or `segment_seconds`), by `inference.windows` and
    `inference.features`; embeddings are cached in `<workdir>/embeddings/` (`evaluation.cache`).
    `features='frontend'` reads the frontend alone: each channel's mean and std over frames.
-3. Per seed, a linear head is trained on the train segments and the test clips are scored by the
-   mean of their segments' logits (`evaluation.linear`): accuracy, or mAP for multi-label tasks.
-4. The result (mean +/- sample std over seeds, per-seed values, clip/segment counts and every
-   skipped file with its reason) is written as `<workdir>/<task>.json` and `<task>.md`.
+3. An evaluator (`evaluation.evaluators`) scores the test clips from the train segments: by default
+   the paper's linear probe, per seed a linear head (`evaluation.linear`); or k-nearest neighbours,
+   or few-shot linear heads. Accuracy, or mAP for multi-label tasks.
+4. The result (mean +/- sample std over seeds, per-seed values, per-class scores, the confusion
+   matrix of single-label tasks, clip/segment counts and every skipped file with its reason) is
+   written as `<workdir>/<task>.json` and `<task>.md` (`<task>_<evaluator>.*` for other evaluators).
 """
 from __future__ import annotations
 
@@ -23,7 +25,7 @@ import numpy as np
 
 from leaf_ssl.inference.features import FEATURES
 from leaf_ssl.data.audio import SAMPLE_RATE
-from leaf_ssl.evaluation import cache, linear, tasks
+from leaf_ssl.evaluation import cache, evaluators, linear, tasks
 from leaf_ssl.inference import frozen_model
 from leaf_ssl.model.objectives import objective_of
 from leaf_ssl.progress import ProgressLine
@@ -46,9 +48,9 @@ def default_workdir(frozen: frozen_model.FrozenModel, *, bn_reestimated: bool = 
     return Path("probes") / f"{name}{suffix}"
 
 
-def describe_model(frozen: frozen_model.FrozenModel, features: str = "encoder") -> dict:
+def describe_model(frozen: frozen_model.FrozenModel, features: str = "encoder", evaluator: str = "linear") -> dict:
     """What was probed, as the fields a table row is built from (`evaluation.tables.row_label`):
-    frontend, init, training, BatchNorm statistics, features read; and where it came from."""
+    frontend, init, training, BatchNorm statistics, features read, evaluator; and where it came from."""
     config = frozen.config
     frontend = config.frontend.name
     training = objective_of(config).training_label if frozen.trained else "untrained"
@@ -63,64 +65,74 @@ def describe_model(frozen: frozen_model.FrozenModel, features: str = "encoder") 
         "step": frozen.step,
         "batch_norm": frozen.batch_norm,
         "features": features,
+        "evaluator": evaluator,
     }
 
 
-def run_probe(frozen: frozen_model.FrozenModel, task: tasks.Task, workdir: str | Path, *, seeds: int = 3,
-              recipe: linear.ProbeRecipe = linear.ProbeRecipe(), segment_seconds: float | None = None,
+def result_name(task_name: str, evaluator: str) -> str:
+    """A result's file stem: the task's name for the paper's linear probe, `<task>_<evaluator>` else."""
+    return task_name if evaluator == "linear" else f"{task_name}_{evaluator}"
+
+
+def run_probe(frozen: frozen_model.FrozenModel, task: tasks.Task, workdir: str | Path, *,
+              evaluator: evaluators.Evaluator = evaluators.Linear(), segment_seconds: float | None = None,
               embed_batch: int = 64, features: str = "encoder", progress: bool = True,
               tensorboard: bool = False) -> dict:
-    """Embeds, trains `seeds` linear heads, scores them; writes `<workdir>/<task>.{json,md}`; returns the result.
+    """Embeds (or reads the cache), evaluates (`evaluator`, the linear probe by default); writes
+    `<workdir>/<result_name>.{json,md}`; returns the result.
 
     With `tensorboard` (the one way a probe writes into a run), a checkpoint of a run also gets
-    `probe/<task>[_bn][_frontend]/<metric>` (and `<metric>_std`) at its step in the run's TensorBoard events.
+    `probe/<task>[_bn][_frontend][_<evaluator>]/<metric>` (and `<metric>_std`) at its step in the
+    run's TensorBoard events.
     """
     workdir = Path(workdir)
-    _refuse_a_namesake(workdir / f"{task.name}.json", task)
+    stem = result_name(task.name, evaluator.name)
+    _refuse_a_namesake(workdir / f"{stem}.json", task)
     segment_samples = frozen.window_samples if segment_seconds is None else int(round(segment_seconds * SAMPLE_RATE))
     segment_seconds = segment_samples / SAMPLE_RATE
     embedded = cache.embed_task(frozen, task, workdir / "embeddings", segment_samples=segment_samples,
-                                    batch_size=embed_batch, features=features, progress=progress)
+                                batch_size=embed_batch, features=features, progress=progress)
     train = embedded.splits["train"]
     untested = [name for name, seen in zip(embedded.classes, embedded.splits["test"].targets.sum(axis=0) > 0)
                 if not seen]
     if untested:
         logger.warning("task %s: %d of %d classes have no test clip, so the score says nothing about them: %s",
                        task.name, len(untested), len(embedded.classes), ", ".join(untested))
-    metric = "mAP" if task.multi_label else "accuracy"
     started = time.perf_counter()
-    scores = score_heads(embedded, multi_label=task.multi_label, seeds=seeds, recipe=recipe,
-                         progress=ProgressLine(f"probe {task.name}", seeds, "linear heads", enabled=progress,
-                                               every_seconds=0.0))
+    meter = ProgressLine(f"{evaluator.name} {task.name}", getattr(evaluator, "seeds", 1), "seeds",
+                         enabled=progress, every_seconds=0.0)
+    evaluation = evaluator.evaluate(embedded, task.multi_label,
+                                    on_seed=lambda seed, score: meter.update(seed + 1, f"last {score:.3f}"))
+    scores = evaluation.scores
+    meter.finish(len(scores), f"mean {np.mean(scores):.3f}")
     result = {
         "task": {"name": task.name, "spec": task.spec, "classes": embedded.classes,
-                 "num_classes": len(embedded.classes), "multi_label": task.multi_label, "metric": metric,
+                 "num_classes": len(embedded.classes), "multi_label": task.multi_label, "metric": evaluation.metric,
                  "classes_without_test_clips": untested},
-        "model": describe_model(frozen, features),
-        "metric": metric,
+        "model": describe_model(frozen, features, evaluator.name),
+        "evaluator": evaluator.name,
+        "metric": evaluation.metric,
         "mean": float(np.mean(scores)),
         "std": float(np.std(scores, ddof=1)) if len(scores) > 1 else 0.0,
         "per_seed": [float(score) for score in scores],
-        "seeds": list(range(seeds)),
+        "seeds": list(range(len(scores))),
+        "per_class": evaluation.per_class,
+        "confusion": evaluation.confusion,
         "counts": {split: {"clips": data.num_clips, "segments": int(len(data.segment_clip)),
                            "skipped": data.skips["count"]} for split, data in embedded.splits.items()},
         "skipped": {split: data.skips for split, data in embedded.splits.items()},
-        "recipe": {"epochs": recipe.epochs_for(len(train.segment_clip)), "min_steps": recipe.min_steps,
-                   "batch_size": recipe.batch_size, "learning_rate": recipe.learning_rate,
-                   "weight_decay": recipe.weight_decay, "segment_seconds": segment_seconds,
-                   "features": "standardised with train-segment mean and std",
-                   "evaluation": "logits averaged over all segments of each test clip"},
+        "recipe": {**evaluation.details, "segment_seconds": segment_seconds},
         "embedding": {"cache": str(embedded.cache_path), "from_cache": embedded.from_cache,
                       "seconds": round(embedded.seconds, 1), "dim": int(train.embeddings.shape[1]),
                       "participation_ratio": round(linear.participation_ratio(train.embeddings), 2)},
         "probe_seconds": round(time.perf_counter() - started, 1),
     }
     workdir.mkdir(parents=True, exist_ok=True)
-    (workdir / f"{task.name}.json").write_text(json.dumps(result, indent=2))
-    (workdir / f"{task.name}.md").write_text(format_markdown(result))
+    (workdir / f"{stem}.json").write_text(json.dumps(result, indent=2))
+    (workdir / f"{stem}.md").write_text(format_markdown(result))
     if tensorboard and frozen.run_dir is not None:
-        _write_to_run_tensorboard(frozen, task.name + _variant_suffix(frozen.batch_norm != frozen_model.BATCH_NORM_AS_SAVED,
-                                                                      features), result)
+        suffix = _variant_suffix(frozen.batch_norm != frozen_model.BATCH_NORM_AS_SAVED, features)
+        _write_to_run_tensorboard(frozen, result_name(task.name + suffix, evaluator.name), result)
     return result
 
 
@@ -151,34 +163,12 @@ def _write_to_run_tensorboard(frozen: frozen_model.FrozenModel, tag: str, result
         logger.warning("probe score not written to %s/tensorboard: %s", frozen.run_dir, error)
 
 
-def score_heads(embedded: cache.TaskEmbeddings, *, multi_label: bool, seeds: int,
-                recipe: linear.ProbeRecipe = linear.ProbeRecipe(), progress: ProgressLine | None = None) -> list[float]:
-    """Per seed, a linear head trained on the train segments, scored on the test clips by the mean
-    of their segments' logits: accuracy, or mAP for a multi-label task. Each head's training is one
-    compiled loop, so `progress` hears of whole heads."""
-    train, test = embedded.splits["train"], embedded.splits["test"]
-    scores = []
-    for seed in range(seeds):
-        head = linear.train_linear_probe(train.embeddings, train.segment_targets(), multi_label=multi_label,
-                                         seed=seed, recipe=recipe)
-        logits = linear.clip_logits(head.logits(test.embeddings), test.segment_clip, test.num_clips)
-        if multi_label:
-            scores.append(linear.mean_average_precision(logits, test.targets))
-        else:
-            scores.append(linear.accuracy(logits, test.targets.argmax(axis=1)))
-        if progress is not None:
-            progress.update(seed + 1, f"last {scores[-1]:.3f}")
-    if progress is not None:
-        progress.finish(seeds, f"mean {np.mean(scores):.3f}")
-    return scores
-
-
 def format_markdown(result: dict) -> str:
     """A human-readable report of one probe result."""
     model, counts = result["model"], result["counts"]
     untested = result["task"].get("classes_without_test_clips")  # absent from results of older versions
     lines = [
-        f"# Linear probe: {result['task']['name']}",
+        f"# {evaluators.EVALUATORS[result.get('evaluator', 'linear')].title}: {result['task']['name']}",
         "",
         f"- model: {model['frontend']} (init {model['init']}), {model['training']}, {model['encoder']}, "
         f"step {model['step']}: `{model['checkpoint']}`",
@@ -195,6 +185,9 @@ def format_markdown(result: dict) -> str:
         "|---|---|---|---|",
         *(f"| {split} | {c['clips']} | {c['segments']} | {c['skipped']} |" for split, c in counts.items()),
     ]
+    if result.get("per_class"):
+        lines += ["", "Per class (first seed): " + ", ".join(f"{name} {100 * value:.1f}"
+                                                          for name, value in result["per_class"].items())]
     for split, skips in result["skipped"].items():
         if skips["count"]:
             lines += ["", f"Skipped in {split}: " + ", ".join(f"{reason}: {n}" for reason, n in skips["by_reason"].items()),

@@ -61,23 +61,24 @@ def _order(value: str, order: tuple[str, ...]) -> tuple[int, str]:
     return (order.index(value) if value in order else len(order), value)
 
 
-def _training_facts(model: dict) -> tuple[str, bool, bool]:
-    """(training, BatchNorm statistics re-estimated, frontend features only) of a result's model."""
+def _training_facts(model: dict) -> tuple[str, bool, bool, str]:
+    """(training, BatchNorm statistics re-estimated, frontend features only, evaluator) of a result's model."""
     # Results written before the variants were fields carry them in `training` too ('untrained, BN
     # re-estimated'): the fields say them again.
     training = model["training"].split(", ")[0]
     re_estimated = model.get("batch_norm", BATCH_NORM_AS_SAVED) != BATCH_NORM_AS_SAVED
-    return training, re_estimated, model.get("features", "encoder") == "frontend"
+    return training, re_estimated, model.get("features", "encoder") == "frontend", model.get("evaluator", "linear")
 
 
-def _label(training: str, re_estimated: bool, frontend_only: bool) -> str:
-    variants = (["BN re-estimated"] if re_estimated else []) + (["frontend only"] if frontend_only else [])
+def _label(training: str, re_estimated: bool, frontend_only: bool, evaluator: str = "linear") -> str:
+    variants = ((["BN re-estimated"] if re_estimated else []) + (["frontend only"] if frontend_only else [])
+                + ([evaluator] if evaluator != "linear" else []))  # the paper's probe is the plain row
     return ", ".join([training, *variants])
 
 
 def row_label(model: dict) -> str:
     """A row's training column: the training, then the probe's variant where it is not the plain
-    one, e.g. 'untrained, BN re-estimated' or 'self-supervised, frontend only'."""
+    one, e.g. 'untrained, BN re-estimated', 'self-supervised, frontend only' or 'self-supervised, knn'."""
     return _label(*_training_facts(model))
 
 
@@ -90,9 +91,9 @@ def _row(model: dict, by_run: bool) -> tuple:
 
 def _row_order(row: tuple, by_run: bool, names: dict) -> tuple:
     # A variant ('untrained, BN re-estimated') right after its plain row.
-    *head, training, re_estimated, frontend_only = row
+    *head, training, re_estimated, frontend_only, evaluator = row
     head_order = (names[head[0]],) if by_run else (_order(head[0], tuple(FRONTENDS)), _order(head[1], INIT_ORDER))
-    return (*head_order, _order(training, TRAINING_ORDER), frontend_only, re_estimated)
+    return (*head_order, _order(training, TRAINING_ORDER), frontend_only, re_estimated, evaluator != "linear", evaluator)
 
 
 def _combined(by_seed: dict) -> dict:
@@ -137,8 +138,8 @@ def assemble(results: list[dict], by_run: bool = False) -> tuple[list[str], list
         for task, by_seed in cells[row].items():
             for seed, result in by_seed.items():
                 seeds.setdefault(seed, {})[task] = result
-        *head, training, re_estimated, frontend_only = row
-        shown = (names[head[0]], *head[1:], _label(training, re_estimated, frontend_only))
+        *head, training, re_estimated, frontend_only, evaluator = row
+        shown = (names[head[0]], *head[1:], _label(training, re_estimated, frontend_only, evaluator))
         rows.append(dict(zip(keys, shown), keys=keys, results=by_task, average=average, dims=dims, seeds=seeds))
     return task_names, rows
 

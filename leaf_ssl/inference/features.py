@@ -38,6 +38,13 @@ def pooled_frontend(features: jax.Array) -> jax.Array:
 def make_embed_fn(frozen: FrozenModel, features: str = "encoder"):
     """Jitted (batch, samples) -> (batch, dim) float32 embedding of the L2-normalised waveforms,
     in inference mode: the pooled encoder output, or `pooled_frontend` (see FEATURES)."""
+    embed = make_variables_embed_fn(frozen.model, features)
+    return lambda waveforms: embed(frozen.variables, waveforms)
+
+
+def make_variables_embed_fn(model, features: str = "encoder"):
+    """`make_embed_fn` with the variables as an argument, `(variables, batch) -> (batch, dim)`: one
+    compiled program for every set of weights of one model (a run evaluated while it trains)."""
     if features not in FEATURES:
         raise ValueError(f"unknown features {features!r}; valid: {list(FEATURES)}")
 
@@ -45,9 +52,8 @@ def make_embed_fn(frozen: FrozenModel, features: str = "encoder"):
     def embed(variables, waveforms):
         waveforms = l2_normalize(waveforms)
         if features == "frontend":
-            frames = frozen.model.apply(variables, waveforms, method=lambda model, w: model.frontend(w),
-                                        mutable=False)
+            frames = model.apply(variables, waveforms, method=lambda module, w: module.frontend(w), mutable=False)
             return pooled_frontend(frames.astype(jnp.float32))
-        pooled = frozen.model.apply(variables, waveforms, train=False, method="encode", mutable=False)
+        pooled = model.apply(variables, waveforms, train=False, method="encode", mutable=False)
         return pooled.astype(jnp.float32)
-    return lambda waveforms: embed(frozen.variables, waveforms)
+    return embed

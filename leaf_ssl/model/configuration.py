@@ -82,6 +82,13 @@ def pretraining_config() -> ml_collections.ConfigDict:
     # tiny all-gather, which waits for the step); a lone process checks every step for free.
     # The stop then comes at most this many steps after the signal.
     config.train.stop_check_every_steps = 10
+
+    # Evaluations of the live parameters while the run trains (leaf_ssl/evaluation/during_training.py),
+    # at step 0, every `every_steps` and at the end, written as eval/<task>/<evaluator>/<metric> to
+    # metrics.jsonl and TensorBoard: dicts {"evaluator": linear | knn | fewshot, "task": as the probe's
+    # --task, "every_steps": N, "data_dir": the demo corpus of a bare demo task name (optional; default:
+    # the corpus of data.train_shards)}.
+    config.evals = ()
     return config
 
 

@@ -86,15 +86,26 @@ class _MetricsLog:
             logging.info("step %d/%d | loss %.4f | acc %.3f | lr %.3g | grad %.3g | skipped %d | %s", step,
                          self.total_steps, record["loss"], record["accuracy"], record["learning_rate"],
                          record["grad_norm"], record["skipped"], speed)
-            self.lines.append(json.dumps(record))
-            # The whole file, written anew (object stores, gs://, have no append; the file is small: one
-            # line per log interval), beside it and then renamed, so that a kill mid-write loses no line.
-            partial = self.jsonl.parent / (self.jsonl.name + ".partial")
-            partial.write_text("".join(line + "\n" for line in self.lines))
-            partial.replace(self.jsonl)
+            self._write(record)
             self.summaries.scalars(step, record)
         self.restart_interval()
         return record
+
+    def evaluations(self, step: int, scores: dict) -> None:
+        """A line of `eval/...` scores (`evaluation.during_training`), beside the training's; its time
+        is left out of the throughput."""
+        if self.enabled and scores:
+            self._write({"step": step, **scores})
+            self.summaries.scalars(step, scores, keys=tuple(scores))
+        self.restart_interval()
+
+    def _write(self, record: dict) -> None:
+        self.lines.append(json.dumps(record))
+        # The whole file, written anew (object stores, gs://, have no append; the file is small: one
+        # line per log interval), beside it and then renamed, so that a kill mid-write loses no line.
+        partial = self.jsonl.parent / (self.jsonl.name + ".partial")
+        partial.write_text("".join(line + "\n" for line in self.lines))
+        partial.replace(self.jsonl)
 
 
 def count_clips(train_shards: str) -> int:
@@ -113,7 +124,7 @@ def _abstract_state(state_fn, mesh):
 
 
 def run(config: ml_collections.ConfigDict, workdir: str | os.PathLike, *,
-        batches: BatchSource = input_batches, start_over: bool = False) -> list[dict]:
+        batches: BatchSource = input_batches, start_over: bool = False, evaluations=None) -> list[dict]:
     """Trains to config's last step (resuming if possible); returns the logged metric records.
 
     With several processes, every process calls this with the same config and workdir.
@@ -123,21 +134,24 @@ def run(config: ml_collections.ConfigDict, workdir: str | os.PathLike, *,
 
     A workdir whose checkpoints all failed to restore is refused (`run_history`), unless
     `start_over`, which trains from step 0 there; the earlier curves are moved aside, never deleted.
+
+    `evaluations` (`evaluation.during_training.TrainingEvaluations`, built by the caller: evaluation
+    sits above training) evaluates the live parameters at the steps it says are due, from step 0.
     """
     # Watching from the start: a SIGTERM while restoring or compiling (minutes on a pod) then
     # stops the run cleanly after its first step instead of killing it.
     with preemption.PreemptionWatcher() as watcher:
-        return _train(config, workdir, watcher, batches, start_over)
+        return _train(config, workdir, watcher, batches, start_over, evaluations)
 
 
 def _train(config: ml_collections.ConfigDict, workdir: str | os.PathLike,
-           watcher: preemption.PreemptionWatcher, batches: BatchSource, start_over: bool) -> list[dict]:
+           watcher: preemption.PreemptionWatcher, batches: BatchSource, start_over: bool, evaluations) -> list[dict]:
     workdir = checkpointing.resolve_dir(workdir)
     mesh = trainer.make_mesh()
     validation.validate_config(config, num_devices=mesh.size, num_processes=jax.process_count())
     workdir.mkdir(parents=True, exist_ok=True)
     with _workdir_lock(workdir):
-        return _train_locked(config, workdir, mesh, watcher, batches, start_over)
+        return _train_locked(config, workdir, mesh, watcher, batches, start_over, evaluations)
 
 
 @contextlib.contextmanager
@@ -162,7 +176,7 @@ def _workdir_lock(workdir):
 
 
 def _train_locked(config: ml_collections.ConfigDict, workdir, mesh, watcher: preemption.PreemptionWatcher,
-                  batches: BatchSource, start_over: bool) -> list[dict]:
+                  batches: BatchSource, start_over: bool, evaluations) -> list[dict]:
     config = build.resolve_supervised_task(config)
     per_process_batch = config.train.batch_size // jax.process_count()
     crop = build.crop_samples(config)
@@ -207,6 +221,9 @@ def _train_locked(config: ml_collections.ConfigDict, workdir, mesh, watcher: pre
     run_start = time.perf_counter()
     try:
         summaries.frontend(start_step, state.params, state.batch_stats)
+        evaluate = lambda step: log.evaluations(step, evaluations.run(step, total_steps, state.params, state.batch_stats))
+        if evaluations is not None and start_step == 0:
+            evaluate(0)  # the untrained weights: where the curve starts
         for step in range(start_step, total_steps):
             batch = sharding.to_global_batch(next(batch_iterator), mesh)
             state, metrics = train_step(state, batch)
@@ -222,6 +239,8 @@ def _train_locked(config: ml_collections.ConfigDict, workdir, mesh, watcher: pre
                     raise preemption.NonFiniteTraining(_nonfinite_message(config, log, state, batch, done))
             if done % filter_every == 0 or done == total_steps:
                 summaries.frontend(done, state.params, state.batch_stats)
+            if evaluations is not None and evaluations.due(done, total_steps):
+                evaluate(done)
             preempted = done < total_steps and _stop_agreed(watcher, done, config.train.stop_check_every_steps)
             if done % config.train.checkpoint_every_steps == 0 or done == total_steps or preempted:
                 store.save(done, state, meta(done))

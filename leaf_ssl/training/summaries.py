@@ -98,12 +98,12 @@ class TrainingSummaries:
         self._frontend_output = jax.jit(lambda variables: model.apply(
             variables, clip, method=lambda module, waveform: module.frontend(waveform))[0])
 
-    def scalars(self, step: int, record: dict) -> None:
+    def scalars(self, step: int, record: dict, keys: tuple[str, ...] = SCALARS) -> None:
         if self.writer is None:
             return
         import tensorflow as tf
         with self.writer.as_default(step=step):
-            for key in SCALARS:
+            for key in keys:
                 if key in record:
                     tf.summary.scalar(key, record[key])
 
