@@ -1,21 +1,9 @@
 #!/usr/bin/env bash
-# Runs `python -m leaf_ssl.train` on this machine and restarts it after a preemption.
+# Runs `python -m leaf_ssl.train` on this machine and restarts it after each preemption, through
+# `python -m leaf_ssl.supervise` (exit 75 with a checkpoint saved: the same command resumes it;
+# any other exit code, or Ctrl-C, ends it). MAX_RESTARTS (default 100) bounds the restarts.
 #   bash launch/local.sh --config configs/pretrain_leaf.py:random --workdir runs/leaf_random [--config.x=y ...]
-# Exit code 75 (SIGTERM/SIGINT: a checkpoint was saved) starts the same command again, which
-# resumes from that checkpoint; any other code ends the loop with it. Ctrl-C twice stops for good.
-set -uo pipefail
-cd "$(dirname "$0")/.." || exit
+set -euo pipefail
+cd "$(dirname "$0")/.."
 source launch/cpu_env.sh  # huge pages for XLA's CPU buffers
-PYTHON=${PYTHON:-.venv/bin/python}
-EXIT_PREEMPTED=75
-MAX_RESTARTS=${MAX_RESTARTS:-100}
-
-for ((attempt = 0; attempt <= MAX_RESTARTS; attempt++)); do
-  "$PYTHON" -m leaf_ssl.train "$@"
-  code=$?
-  [ "$code" -eq "$EXIT_PREEMPTED" ] || exit "$code"
-  echo "[local.sh] preempted (exit $code); restarting from the saved checkpoint ($((attempt + 1))/$MAX_RESTARTS)" >&2
-  sleep 2  # a second Ctrl-C in this window ends the loop
-done
-echo "[local.sh] gave up after $MAX_RESTARTS restarts" >&2
-exit "$EXIT_PREEMPTED"
+exec "${PYTHON:-.venv/bin/python}" -m leaf_ssl.supervise --max_restarts "${MAX_RESTARTS:-100}" -- "$@"

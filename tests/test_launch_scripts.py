@@ -4,9 +4,9 @@ Neither a TPU pod nor a SLURM cluster is available here, so their commands are f
 
 * `gcloud` runs each `tpu-vm ssh --command` in a home folder per fake worker (in parallel,
   exiting like gcloud with the first non-zero code in worker order), and `scp` copies there;
-* `uv` makes a virtual environment whose `python` fakes `python -m leaf_ssl.train`: it records
-  its flags and exits with the next code of its worker's plan (or, for "wait", runs until
-  SIGTERM and then exits 75 like a preempted run);
+* `uv` makes a virtual environment whose `python` runs the real `leaf_ssl.supervise` of the copied
+  tree over a fake `python -m leaf_ssl.train`: that records its flags and exits with the next code
+  of its worker's plan (or, for "wait", runs until SIGTERM and then exits 75 like a stopped run);
 * `srun` records its arguments and exits with a given code (or waits for SIGTERM), `scontrol`
   records its arguments.
 
@@ -80,12 +80,14 @@ if [ "$1" = venv ]; then
 fi
 """
 
-FAKE_PYTHON = """#!/usr/bin/env bash
-# -c CODE: the version checks of worker-setup. -m leaf_ssl.train FLAGS: records its arguments,
+FAKE_PYTHON = f"""#!/usr/bin/env bash
+# -c CODE: setup's version line. -m leaf_ssl.supervise: the real one (from the copied tree, the
+# working folder) driving this fake as its python. -m leaf_ssl.train FLAGS: records its arguments,
 # then exits with the first code of $HOME/exit_plan (removing it), or for "wait" waits for SIGTERM.
-if [ "$1" = -c ]; then
-  case $2 in *version_info*) echo 3.11 ;; *) echo "Python 3.11.7 jax fake" ;; esac
-  exit 0
+if [ "$1" = -c ]; then echo "jax fake"; exit 0; fi
+if [ "$2" = leaf_ssl.supervise ]; then
+  shift 2
+  exec {sys.executable} -m leaf_ssl.supervise --delay 0 --python "$0" "$@"
 fi
 printf '%s\\n' "$*" >>"$HOME/train_calls"
 echo "fake training on worker $TPU_WORKER_ID: step 1/4 | loss 2.7"
@@ -126,15 +128,6 @@ def tpu_pod(env, *args):
 def gcloud_calls(root: Path) -> list[list[str]]:
     path = root / "gcloud_calls.jsonl"
     return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
-
-
-def worker_commands(root: Path) -> list[str]:
-    """The worker-side commands the driver sent over ssh, in order ('worker-start', ...)."""
-    commands = []
-    for call in gcloud_calls(root):
-        command = next((arg for arg in call if arg.startswith("--command=")), "")
-        commands += [word for word in command.split() if word.startswith("worker-")]
-    return commands
 
 
 def set_exit_plans(root: Path, *codes: str) -> None:
@@ -200,27 +193,16 @@ def test_pod_and_cluster_launchers_are_shellcheck_clean():
 
 def test_tpu_pod_usage(pod):
     _, env = pod
-    result = tpu_pod(env, "--help")
-    assert result.returncode == 0
-    for command in ("create", "setup", "train TRAIN_FLAGS", "logs [WORKER]", "status", "stop", "delete",
-                    "--distributed=on", "TPU_POD_NAME", "--recreate", "ssh-add"):
-        assert command in result.stdout, command
-    no_command = tpu_pod(env)
-    assert no_command.returncode == 2 and "no command given" in no_command.stderr
+    unknown = tpu_pod(env, "run")
+    assert unknown.returncode == 2 and "create, setup, train, logs, status, stop or delete" in unknown.stderr
     unnamed = tpu_pod({**env, "TPU_POD_NAME": ""}, "status")
-    assert unnamed.returncode == 2 and "--name NAME or set TPU_POD_NAME" in unnamed.stderr
+    assert unnamed.returncode != 0 and "set TPU_POD_NAME" in unnamed.stderr
 
 
 @pytest.mark.parametrize("flags, problem", [
-    (["--config", "configs/tiny.py", "--workdir", "runs/tiny", "--config.data.train_shards=gs://b/s"],
-     "--workdir=gs://"),
-    (["--config=configs/tiny.py", "--workdir=gs://b/run", "--config.data.train_shards", "/data/shards"],
-     "--config.data.train_shards=gs://"),
+    (["--config", "configs/tiny.py", "--workdir", "runs/tiny"], "--workdir=gs://"),
     (["--workdir=gs://b/run", "--config.data.train_shards=gs://b/s"], "needs --config"),
-    (["--config=configs/absent.py:leaf", "--workdir=gs://b/run", "--config.data.train_shards=gs://b/s"],
-     "no file configs/absent.py in"),
     ([*TRAIN_FLAGS, "--distributed=off"], "passes --distributed=on itself"),
-    ([*TRAIN_FLAGS, "--recreate"], "put it before the command"),
 ])
 def test_train_refuses_flags_a_pod_cannot_run_before_calling_gcloud(pod, flags, problem):
     root, env = pod
@@ -229,86 +211,67 @@ def test_train_refuses_flags_a_pod_cannot_run_before_calling_gcloud(pod, flags, 
     assert gcloud_calls(root) == []
 
 
-def test_setup_then_train_restarts_every_worker_after_a_preemption(pod):
+def _wait_for(condition, what: str, seconds: float = 30):
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.05)
+
+
+def _log(root: Path, worker: int) -> str:
+    return (root / f"worker{worker}" / "leaf_ssl_train.log").read_text()
+
+
+def test_setup_then_one_train_command_restarts_every_worker_after_a_preemption(pod):
     root, env = pod
-    assert tpu_pod(env, "create").returncode == 0
+    assert tpu_pod(env, "create", "--spot").returncode == 0
     setup = tpu_pod(env, "setup")
     assert setup.returncode == 0, setup.stderr
-    for i in range(NUM_WORKERS):  # the working tree, installed; the copy and the unpacking place are gone
+    for i in range(NUM_WORKERS):  # the working tree, installed; the copy is gone
         home = root / f"worker{i}"
         assert (home / "leaf_ssl" / "launch" / "tpu_pod.sh").is_file()
-        assert (home / "leaf_ssl" / "leaf_ssl" / "train.py").is_file() and (home / "leaf_ssl" / ".venv").is_dir()
-        assert not (home / "leaf_ssl.new").exists() and not (home / "leaf_ssl_code.tar.gz").exists()
+        assert (home / "leaf_ssl" / "leaf_ssl" / "supervise.py").is_file() and (home / "leaf_ssl" / ".venv").is_dir()
+        assert not (home / "leaf_ssl_code.tar.gz").exists()
     assert "pip install --quiet --python .venv/bin/python -c launch/constraints.txt -e .[tpu]" in (root / "uv_calls").read_text()
     (root / "worker0" / "leaf_ssl" / ".venv" / "kept").touch()
     assert tpu_pod(env, "setup").returncode == 0  # a code update keeps the virtual environment
     assert (root / "worker0" / "leaf_ssl" / ".venv" / "kept").exists()
     assert (root / "uv_calls").read_text().count("uv venv") == NUM_WORKERS
     create = next(call for call in gcloud_calls(root) if call[3] == "create")
-    assert {"leaf", "--accelerator-type=v4-32", "--version=tpu-ubuntu2204-base", "--zone=us-central2-b"} <= set(create)
+    assert {"leaf", "--accelerator-type=v4-32", "--version=tpu-ubuntu2204-base", "--zone=us-central2-b",
+            "--spot"} <= set(create)
 
     set_exit_plans(root, 75, 0)  # preempted once, then finished
     train = tpu_pod(env, "train", *TRAIN_FLAGS)
     assert train.returncode == 0, train.stderr
-    assert "preempted (exit 75, checkpoint saved); restarting" in train.stderr
-    assert "fake training on worker 0: step 1/4" in train.stdout  # worker 0's log, followed
+    assert "--worker=all" in train.stdout and "leaf_ssl.supervise" in train.stdout  # the command, printed
     command = " ".join(["-m leaf_ssl.train", *TRAIN_FLAGS, "--distributed=on"])
-    for i in range(NUM_WORKERS):
+    for i in range(NUM_WORKERS):  # detached: it goes on after the ssh call returned
+        _wait_for(lambda: len(train_calls(root, i)) == 2 and "fake training" in _log(root, i).split("restarting")[-1],
+                  f"worker {i} trained twice")
         assert train_calls(root, i) == [command] * 2
-    assert worker_commands(root) == ["worker-setup", "worker-setup", "worker-start", "worker-wait",
-                                     "worker-stopped", "worker-start", "worker-wait"]
-
-    set_exit_plans(root, 65)  # diverged: reported, not restarted
-    diverged = tpu_pod(env, "train", *TRAIN_FLAGS)
-    assert diverged.returncode == 65 and "65: the loss diverged" in diverged.stderr
-    assert len(train_calls(root, 0)) == 3
-
-    (root / "state").write_text("PREEMPTED")
-    preempted = tpu_pod(env, "train", *TRAIN_FLAGS)
-    assert preempted.returncode == 1 and "To resume: launch/tpu_pod.sh create" in preempted.stderr
-    set_exit_plans(root, 0)
-    recreated = tpu_pod(env, "--recreate", "train", *TRAIN_FLAGS)
-    assert recreated.returncode == 0, recreated.stderr
-    # preempted slice: described, deleted, created, set up, READY; then start and wait on the workers
-    verbs = [call[3] for call in gcloud_calls(root)]
-    assert verbs[-9:] == ["describe", "describe", "delete", "create", "scp", "ssh", "describe", "ssh", "ssh"]
-    assert worker_commands(root)[-3:] == ["worker-setup", "worker-start", "worker-wait"]
-    assert len(train_calls(root, 0)) == 4
+        assert "preempted (exit 75, checkpoint saved); restarting" in _log(root, i)
 
 
 def test_stop_saves_and_is_not_restarted_and_another_run_is_refused_meanwhile(pod):
     root, env = pod
-    (root / "state").write_text("READY")
-    for i in range(NUM_WORKERS):  # installed as setup leaves it
-        code_dir = root / f"worker{i}" / "leaf_ssl"
-        (code_dir / "launch").mkdir(parents=True)
-        shutil.copy(TPU_POD, code_dir / "launch")
-        (code_dir / ".venv" / "bin").mkdir(parents=True)
-        shutil.copy(root / "fake_python", code_dir / ".venv" / "bin" / "python")
-    set_exit_plans(root, "wait")
-    train = subprocess.Popen(["bash", str(TPU_POD), "train", *TRAIN_FLAGS], env=env, stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True)
-    try:
-        deadline = time.monotonic() + 10
-        while not all(train_calls(root, i) for i in range(NUM_WORKERS)):
-            assert time.monotonic() < deadline and train.poll() is None, "training did not start on every worker"
-            time.sleep(0.05)
-        other = tpu_pod(env, "train", *TRAIN_FLAGS[:-1], "--config.data.train_shards=gs://bucket/other")
-        assert other.returncode == 2 and "another training runs" in other.stderr
-        status = tpu_pod(env, "status")
-        assert status.stdout.count("training runs (pid") == NUM_WORKERS
-
-        assert tpu_pod(env, "stop").returncode == 0
-        _, stderr = train.communicate(timeout=10)
-    finally:
-        if train.poll() is None:
-            train.kill()
-    assert train.returncode == 75 and "stopped by launch/tpu_pod.sh stop" in stderr
+    assert tpu_pod(env, "create").returncode == 0 and tpu_pod(env, "setup").returncode == 0
+    set_exit_plans(root, "wait", 0)
+    assert tpu_pod(env, "train", *TRAIN_FLAGS).returncode == 0
     for i in range(NUM_WORKERS):
-        assert len(train_calls(root, i)) == 1
-        assert (root / f"worker{i}" / "leaf_ssl_run" / "exit_code").read_text().strip() == "75"
-        assert "fake training: SIGTERM, saved a checkpoint" in (root / f"worker{i}" / "leaf_ssl_run" / "train.log").read_text()
-    assert "training ended with exit code 75" in tpu_pod(env, "status").stdout
+        _wait_for(lambda: train_calls(root, i), f"training did not start on worker {i}")
+    other = tpu_pod(env, "train", *TRAIN_FLAGS[:-1], "--config.data.train_shards=gs://bucket/other")
+    assert other.returncode == 2 and "training runs already" in other.stderr
+    assert tpu_pod(env, "status").stdout.count("training runs") == NUM_WORKERS
+    refused = tpu_pod(env, "setup")
+    assert refused.returncode == 2 and "stop it first" in refused.stderr
+
+    assert tpu_pod(env, "stop").returncode == 0
+    for i in range(NUM_WORKERS):
+        _wait_for(lambda: "stopped by signal SIGTERM" in _log(root, i), f"worker {i} did not stop")
+        assert "fake training: SIGTERM, saved a checkpoint" in _log(root, i)
+        assert len(train_calls(root, i)) == 1  # saved and stopped, not restarted
+    assert tpu_pod(env, "status").stdout.count("no training") == NUM_WORKERS
 
 
 @pytest.fixture

@@ -9,7 +9,8 @@ PACKAGE = Path(__file__).resolve().parent.parent / "leaf_ssl"
 FLOORS = {"progress": 0, "frontends": 0, "encoders": 0, "data": 0, "model": 1, "training": 2, "inference": 3,
           "evaluation": 4, "bench": 5, "cli": 6}
 # `python -m` entry points: each imports its command line, only when run as a program.
-ENTRY_POINTS = {"train.py", "probe.py", "embed.py", "analyze.py", "tables.py", "grid.py", "hear.py", "bench/__main__.py",
+ENTRY_POINTS = {"train.py", "probe.py", "embed.py", "analyze.py", "tables.py", "grid.py", "hear.py", "supervise.py",
+                "bench/__main__.py",
                 "data/demo/__main__.py", "data/audioset/__main__.py", "data/folder/__main__.py"}
 
 
