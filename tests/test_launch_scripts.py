@@ -15,7 +15,6 @@ stop, requeue) but not gcloud, the pod or SLURM themselves.
 """
 import json
 import os
-import shutil
 import signal
 import stat
 import subprocess
