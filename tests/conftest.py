@@ -4,15 +4,17 @@ The device count is fixed when jax first initialises its backend, so the flag is
 before any test module imports jax.
 """
 import os
-import tempfile
 
 # Backend optimisation level 0 compiles the tiny test models about 30% faster; tests run
 # small inputs, so the slower generated code costs less than it saves.
 os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=8 --xla_backend_optimization_level=0")
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 # Several tests (and the CLI subprocesses they start) compile identical train steps; a
-# persistent compilation cache shared by the session turns the repeats into cache hits.
-os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", tempfile.mkdtemp(prefix="leaf_ssl_jax_cache_"))
+# persistent compilation cache turns the repeats into cache hits, in this session and the next ones
+# (JAX keys each entry by the program, its compile options, jax and XLA versions and the backend).
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR",
+                      os.path.join(os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")),
+                                   "leaf_ssl", "jax_compilation_cache_tests"))
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
