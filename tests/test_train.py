@@ -245,7 +245,8 @@ def test_every_schema_field_is_in_every_config():
     schema = set(paths(configuration.pretraining_config())) - {p for p in paths(configuration.pretraining_config())
                                                                if p.startswith("frontend.")}
     for spec in ["demo.py", "demo.py:mel", "demo.py:sincnet,random", "tiny.py", "tiny.py:sincnet_plus",
-                 "pretrain_leaf.py:random", "pretrain_mel.py", "pretrain_sincnet.py", "supervised_leaf.py"]:
+                 "pretrain_leaf.py:random", "pretrain_mel.py", "pretrain_sincnet.py", "supervised_leaf.py",
+                 "learning_parity.py"]:
         config = frozen_checkpoint.load_config_spec(str(REPO / "configs" / spec))
         assert schema <= set(paths(config)), (spec, schema - set(paths(config)))
         frontend = config.frontend.name
