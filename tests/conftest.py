@@ -3,6 +3,7 @@
 The device count is fixed when jax first initialises its backend, so the flag is set here,
 before any test module imports jax.
 """
+import fcntl
 import os
 
 # Backend optimisation level 0 compiles the tiny test models about 30% faster; tests run
@@ -24,8 +25,16 @@ import pytest  # noqa: E402  (after the environment set-up above)
 
 @pytest.fixture(scope="session")
 def tiny_corpus(tmp_path_factory):
-    """The demo corpus at 'tiny' scale (real espeak-ng, fluidsynth and Asterisk audio), built once."""
-    from leaf_ssl.data.demo import build_demo_corpus
-    out = tmp_path_factory.mktemp("tiny_corpus")
-    build_demo_corpus(out, scale="tiny", progress=False)
+    """The demo corpus at 'tiny' scale (real espeak-ng, fluidsynth and Asterisk audio), built once per
+    pytest run: the first worker that needs it builds it in the folder all workers share, under a lock;
+    tests only read it."""
+    from leaf_ssl.data.demo import build_demo_corpus, MANIFEST
+    shared = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):  # each worker's base folder sits in the run's common one
+        shared = shared.parent
+    out = shared / "tiny_corpus"
+    with open(shared / "tiny_corpus.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (out / MANIFEST).is_file():
+            build_demo_corpus(out, scale="tiny", progress=False)
     return out
