@@ -116,3 +116,21 @@ def test_a_run_logs_knn_scores_while_it_trains_that_the_probe_of_its_checkpoint_
                              evaluator=evaluators.NearestNeighbours(), progress=False)
     assert result["mean"] == pytest.approx(scores[4], abs=1e-6)
     assert (tmp_path / "probe" / "keyword_knn.json").is_file() and len(result["confusion"]) == 3
+
+
+@pytest.mark.parametrize("entry, message", [
+    ({"evaluator": "svm", "task": "keyword", "every_steps": 5}, r"config.evals\[0\]: unknown evaluator 'svm'"),
+    ({"evaluator": "knn", "task": "keyword", "every_steps": 0}, r"config.evals\[0\].every_steps must be an integer >= 1"),
+    ({"evaluator": "knn", "task": "keyword", "every": 5}, r"config.evals\[0\]: unknown field\(s\) \['every'\]"),
+    ({"evaluator": "knn", "task": "keyword", "every_steps": 5}, r"config.evals\[0\]: unknown task 'keyword'.*--config.evals"),
+])
+def test_a_bad_evaluation_entry_is_one_config_error_naming_it(entry, message, tmp_path):
+    from leaf_ssl.evaluation import during_training
+    from leaf_ssl.model.configuration import ConfigError
+    from tests.tiny_config import tiny_config
+
+    config = tiny_config("leaf")
+    config.data.train_shards = str(tmp_path / "shards")  # no corpus beside it: a bare task name is unknown
+    config.evals = (entry,)
+    with pytest.raises(ConfigError, match=message):
+        during_training.TrainingEvaluations(config).resolve()

@@ -116,8 +116,16 @@ def pod(tmp_path):
     for i in range(NUM_WORKERS):
         (tmp_path / f"worker{i}").mkdir()
     env = dict(os.environ, PATH=f"{bin_dir}:{os.environ['PATH']}", FAKE_ROOT=str(tmp_path), TPU_POD_NAME="leaf",
-               TPU_POD_ZONE="us-central2-b", TPU_POD_RESTART_DELAY="0")
-    return tmp_path, env
+               TPU_POD_ZONE="us-central2-b")
+    yield tmp_path, env
+    # Training the fake pod left running (a test that failed before `stop`) is stopped with its session.
+    for i in range(NUM_WORKERS):
+        pid_file = tmp_path / f"worker{i}" / "leaf_ssl_pid"
+        if pid_file.is_file():
+            try:
+                os.killpg(int(pid_file.read_text()), signal.SIGKILL)
+            except (ProcessLookupError, ValueError):
+                pass
 
 
 def tpu_pod(env, *args):

@@ -62,12 +62,17 @@ class _HeldTask(tasks.Task):
 
 
 class TrainingEvaluations:
-    """The evaluations of `config.evals`; `due(step)` says whether any runs after `step`, `run` runs them."""
+    """The evaluations of `config.evals`: `resolve` finds their tasks (the loop calls it once the config and
+    the shards are checked, before compiling), `due(step)` says which run after `step`, `run` runs them."""
 
     def __init__(self, config: ml_collections.ConfigDict):
-        corpus = _training_corpus(config.data.train_shards)
-        self.scheduled = [_scheduled(entry, index, corpus) for index, entry in enumerate(config.get("evals", ()))]
         self.config = config
+        self.scheduled: list[_Scheduled] = []
+
+    def resolve(self) -> None:
+        """Raises ConfigError naming the entry whose evaluator or task cannot be used."""
+        corpus = _training_corpus(self.config.data.train_shards)
+        self.scheduled = [_scheduled(entry, index, corpus) for index, entry in enumerate(self.config.get("evals", ()))]
         self.held: dict[tuple[str, int], _HeldTask] = {}
 
     @functools.cached_property
@@ -137,5 +142,5 @@ def _scheduled(entry, index: int, corpus: str | None) -> _Scheduled:
         evaluator = evaluators.make_evaluator(entry["evaluator"])
         task = tasks.resolve_task(entry["task"], data_dir=entry.get("data_dir") or corpus)
     except (ValueError, tasks.TaskError) as error:
-        raise ConfigError(f"{where}: {error}") from error
+        raise ConfigError(f"{where}: {error} (--config.evals='()' trains without evaluations)") from error
     return _Scheduled(evaluator, task, entry["every_steps"], entry.get("max_clips", 0))

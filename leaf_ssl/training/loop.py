@@ -136,7 +136,8 @@ def run(config: ml_collections.ConfigDict, workdir: str | os.PathLike, *,
     `start_over`, which trains from step 0 there; the earlier curves are moved aside, never deleted.
 
     `evaluations` (`evaluation.during_training.TrainingEvaluations`, built by the caller: evaluation
-    sits above training) evaluates the live parameters at the steps it says are due, from step 0.
+    sits above training) is resolved once the config and shards are checked, then evaluates the live
+    parameters at the steps it says are due, from step 0.
     """
     # Watching from the start: a SIGTERM while restoring or compiling (minutes on a pod) then
     # stops the run cleanly after its first step instead of killing it.
@@ -182,6 +183,8 @@ def _train_locked(config: ml_collections.ConfigDict, workdir, mesh, watcher: pre
     crop = build.crop_samples(config)
 
     num_clips = config.data.num_clips or count_clips(config.data.train_shards)
+    if evaluations is not None:
+        evaluations.resolve()  # its tasks found (or refused) before anything compiles
     total_steps, warmup_steps = optim.training_steps(config, num_clips)
     model = build.build_model(config)
     params_shape = jax.eval_shape(
