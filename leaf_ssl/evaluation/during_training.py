@@ -90,9 +90,8 @@ class TrainingEvaluations:
         if not due or jax.process_index() != 0:
             return {}
         started = time.perf_counter()
-        # This process's copy of the replicated state, as the TensorBoard summaries read it.
-        variables = jax.device_get(jax.tree.map(lambda x: x.addressable_data(0),
-                                                {"params": params, "batch_stats": batch_stats}))
+        # This process's copy of the replicated state, left on its device: every batch reuses it.
+        variables = jax.tree.map(lambda x: x.addressable_data(0), {"params": params, "batch_stats": batch_stats})
         embed_batch = lambda waveforms: np.asarray(self.embed(variables, waveforms))
         embedded = {}  # a task evaluated twice at one step is embedded once
         record = {}

@@ -63,21 +63,44 @@ def knn_scores(train_embeddings: np.ndarray, train_targets: np.ndarray, query: n
     return np.concatenate(scores) if scores else np.zeros((0, targets.shape[1]), np.float32)
 
 
+def _metric(clip_scores: np.ndarray, targets: np.ndarray, multi_label: bool) -> float:
+    """The task's metric of one set of clip scores: mAP (multi-label) or accuracy."""
+    if multi_label:
+        return linear.mean_average_precision(clip_scores, targets)
+    return linear.accuracy(clip_scores, targets.argmax(axis=1))
+
+
 def _summarise(clip_scores: list[np.ndarray], targets: np.ndarray, classes: list[str], multi_label: bool,
                details: dict) -> Evaluation:
     """Per seed the metric of its clip scores; per class and the confusion matrix from the first."""
+    scores = [_metric(s, targets, multi_label) for s in clip_scores]
     first = clip_scores[0]
     if multi_label:
         per_class = {name: linear.average_precision(first[:, c], targets[:, c]) for c, name in enumerate(classes)}
-        return Evaluation("mAP", [linear.mean_average_precision(s, targets) for s in clip_scores],
-                          {name: float(v) for name, v in per_class.items() if np.isfinite(v)}, None, details)
-    truth = targets.argmax(axis=1)
+        return Evaluation("mAP", scores, {name: float(v) for name, v in per_class.items() if np.isfinite(v)},
+                          None, details)
     confusion = np.zeros((len(classes), len(classes)), np.int64)
-    np.add.at(confusion, (truth, first.argmax(axis=1)), 1)
+    np.add.at(confusion, (targets.argmax(axis=1), first.argmax(axis=1)), 1)
     per_class = {name: float(confusion[c, c] / confusion[c].sum()) for c, name in enumerate(classes)
                  if confusion[c].sum()}
-    return Evaluation("accuracy", [linear.accuracy(s, truth) for s in clip_scores], per_class,
-                      confusion.tolist(), details)
+    return Evaluation("accuracy", scores, per_class, confusion.tolist(), details)
+
+
+def _linear_heads(embedded: TaskEmbeddings, multi_label: bool, seeds: int, recipe: linear.ProbeRecipe,
+                  on_seed: Callable[[int, float], None] | None,
+                  train_clips: Callable[[int], np.ndarray] | None = None) -> list[np.ndarray]:
+    """Per seed, the test clips' scores by a linear head trained on the train segments (of the clips
+    `train_clips(seed)` picks, or all)."""
+    train, test = embedded.splits["train"], embedded.splits["test"]
+    clip_scores = []
+    for seed in range(seeds):
+        keep = slice(None) if train_clips is None else np.isin(train.segment_clip, train_clips(seed))
+        head = linear.train_linear_probe(train.embeddings[keep], train.segment_targets()[keep],
+                                         multi_label=multi_label, seed=seed, recipe=recipe)
+        clip_scores.append(_clip_scores(head.logits(test.embeddings), embedded))
+        if on_seed is not None:
+            on_seed(seed, _metric(clip_scores[-1], test.targets, multi_label))
+    return clip_scores
 
 
 def _clip_scores(segment_scores: np.ndarray, embedded: TaskEmbeddings) -> np.ndarray:
@@ -95,13 +118,7 @@ class Linear:
     def evaluate(self, embedded: TaskEmbeddings, multi_label: bool,
                  on_seed: Callable[[int, float], None] | None = None) -> Evaluation:
         train, test = embedded.splits["train"], embedded.splits["test"]
-        clip_scores = []
-        for seed in range(self.seeds):
-            head = linear.train_linear_probe(train.embeddings, train.segment_targets(), multi_label=multi_label,
-                                             seed=seed, recipe=self.recipe)
-            clip_scores.append(_clip_scores(head.logits(test.embeddings), embedded))
-            if on_seed is not None:
-                on_seed(seed, _summarise(clip_scores[-1:], test.targets, embedded.classes, multi_label, {}).scores[0])
+        clip_scores = _linear_heads(embedded, multi_label, self.seeds, self.recipe, on_seed)
         return _summarise(clip_scores, test.targets, embedded.classes, multi_label,
                           {"epochs": self.recipe.epochs_for(len(train.segment_clip)),
                            "min_steps": self.recipe.min_steps, "batch_size": self.recipe.batch_size,
@@ -140,15 +157,8 @@ class FewShotLinear:
     def evaluate(self, embedded: TaskEmbeddings, multi_label: bool,
                  on_seed: Callable[[int, float], None] | None = None) -> Evaluation:
         train, test = embedded.splits["train"], embedded.splits["test"]
-        clip_scores = []
-        for seed in range(self.seeds):
-            clips = few_shot_clips(train.targets, self.shots, seed)
-            keep = np.isin(train.segment_clip, clips)
-            head = linear.train_linear_probe(train.embeddings[keep], train.segment_targets()[keep],
-                                             multi_label=multi_label, seed=seed, recipe=self.recipe)
-            clip_scores.append(_clip_scores(head.logits(test.embeddings), embedded))
-            if on_seed is not None:
-                on_seed(seed, _summarise(clip_scores[-1:], test.targets, embedded.classes, multi_label, {}).scores[0])
+        clip_scores = _linear_heads(embedded, multi_label, self.seeds, self.recipe, on_seed,
+                                    train_clips=lambda seed: few_shot_clips(train.targets, self.shots, seed))
         return _summarise(clip_scores, test.targets, embedded.classes, multi_label,
                           {"shots": self.shots, "clips_per_seed": len(few_shot_clips(train.targets, self.shots, 0)),
                            "min_steps": self.recipe.min_steps, "learning_rate": self.recipe.learning_rate,

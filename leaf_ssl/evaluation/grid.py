@@ -181,8 +181,12 @@ def plan(grid: ml_collections.ConfigDict, out: str) -> list[Run]:
 
 def _trained_probes(grid: ml_collections.ConfigDict, workdir: str) -> tuple[Probe, ...]:
     features = grid.trained_features.split()
-    return ((Probe(workdir, f"{workdir}/probes", ("--tensorboard",)),) * ("encoder" in features)
-            + (Probe(workdir, f"{workdir}/probes_frontend", ("--features", "frontend")),) * ("frontend" in features))
+    probes = []
+    if "encoder" in features:
+        probes.append(Probe(workdir, f"{workdir}/probes", ("--tensorboard",)))
+    if "frontend" in features:
+        probes.append(Probe(workdir, f"{workdir}/probes_frontend", ("--features", "frontend")))
+    return tuple(probes)
 
 
 def _floor_probes(grid: ml_collections.ConfigDict, floors: set[str], variant: str, seed: int,
