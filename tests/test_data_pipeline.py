@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from leaf_ssl.data.pipeline import count_valid_records, local_shards, pretraining_dataset
+from leaf_ssl.data.pipeline import pretraining_dataset
+from leaf_ssl.data.shards import count_valid_records, local_shards
 from leaf_ssl.data.records import (COUNT_SUFFIX, list_shards, read_record_count, serialize_clip, write_record_count,
                                    write_shards)
 

@@ -5,7 +5,7 @@ import pytest
 
 from leaf_ssl.model import validation
 from leaf_ssl.training import distributed
-from leaf_ssl.data.pipeline import local_shards
+from leaf_ssl.data.shards import local_shards
 from leaf_ssl.data.records import write_shards
 from tests.tiny_config import tiny_config
 

@@ -34,12 +34,12 @@ import os
 import time
 from typing import Iterator
 
-import jax
 import numpy as np
 import tensorflow as tf
 
 from leaf_ssl.data.audio import SAMPLE_RATE
-from leaf_ssl.data.records import INT16_SCALE, list_shards, read_record_count
+from leaf_ssl.data.records import INT16_SCALE
+from leaf_ssl.data.shards import count_valid_records, local_shards, resolve_process
 
 logger = logging.getLogger(__name__)
 
@@ -175,7 +175,7 @@ def _batch_stream(path_or_pattern, *, per_process_batch, seed, process_index, pr
             f"need per_process_batch >= 1, crop_samples >= 1, start_batch >= 0; got "
             f"{per_process_batch}, {crop_samples}, {start_batch}"
         )
-    process, process_count = _resolve_process(process_index, process_count)
+    process, process_count = resolve_process(process_index, process_count)
     files = local_shards(path_or_pattern, process, process_count)
     records_per_epoch = count_valid_records(files)
     if records_per_epoch == 0:
@@ -207,51 +207,6 @@ def _batch_stream(path_or_pattern, *, per_process_batch, seed, process_index, pr
     options = tf.data.Options()
     options.deterministic = True
     return BatchStream(batches.with_options(options), files, records_per_epoch)
-
-
-def local_shards(
-    path_or_pattern: str | os.PathLike, process_index: int | None = None, process_count: int | None = None
-) -> list[str]:
-    """This process's shards: ``list_shards(path)[process_index::process_count]``.
-
-    Raises:
-      FileNotFoundError: no shards found.
-      ValueError: fewer shards than processes (some process would have no data).
-    """
-    index, count = _resolve_process(process_index, process_count)
-    files = list_shards(path_or_pattern)
-    if len(files) < count:
-        raise ValueError(
-            f"{len(files)} shard(s) in {os.fspath(path_or_pattern)!r} for {count} processes: every process "
-            "needs at least one shard; write the data with more shards"
-        )
-    return files[index::count]
-
-
-def count_valid_records(files: list[str]) -> int:
-    """The valid records of `files`: from each shard's ``.count`` sidecar where there is one
-    (written by our shard writers after the shard), otherwise counted by parsing every record."""
-    sidecar_counts = [read_record_count(path) for path in files]
-    unlisted = [path for path, count in zip(files, sidecar_counts) if count is None]
-    listed_total = sum(count for count in sidecar_counts if count is not None)
-    return listed_total + (_count_by_parsing(unlisted) if unlisted else 0)
-
-
-def _count_by_parsing(files: list[str]) -> int:
-    """Counts the records of `files` that parse and validate (one pass over the serialized bytes)."""
-    records = tf.data.TFRecordDataset(files, num_parallel_reads=tf.data.AUTOTUNE).ignore_errors()
-    valid = records.map(lambda record: _parse_record(record, None)[1],
-                        num_parallel_calls=tf.data.AUTOTUNE).ignore_errors()
-    return int(valid.reduce(tf.constant(0, tf.int64), lambda count, ok: count + tf.cast(ok, tf.int64)))
-
-
-def _resolve_process(process_index: int | None, process_count: int | None) -> tuple[int, int]:
-    if process_index is None or process_count is None:
-        process_index = jax.process_index() if process_index is None else process_index
-        process_count = jax.process_count() if process_count is None else process_count
-    if not 0 <= process_index < process_count:
-        raise ValueError(f"process_index {process_index} is not in [0, {process_count})")
-    return process_index, process_count
 
 
 def _derive_seed(key: tf.Tensor, *data) -> tf.Tensor:

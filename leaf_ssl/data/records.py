@@ -6,7 +6,11 @@ Features of each Example:
 * ``id``: bytes, a UTF-8 clip identifier;
 * ``labels``: int64 list, class indices (empty for unlabelled pretraining data);
 * ``sample_rate``: int64, always 16000; stored so that a shard written at another rate is
-  rejected at read time instead of being played at the wrong speed.
+  rejected at read time instead of being played at the wrong speed;
+* ``encoding`` (optional): bytes, ``flac`` or ``opus`` when ``audio`` holds the clip compressed (a FLAC
+  or an Ogg/Opus file, at 16 kHz) instead of PCM. Absent for PCM. Compressed shards are decoded once,
+  into memory, by the reader that loads them (`leaf_ssl.data.in_memory`; soundfile's libsndfile); the
+  tf.data pipeline reads PCM only.
 
 Shards are named ``{prefix}-{index:05d}-of-{count:05d}.tfrecord``; `ShardWriter` fills them
 round-robin, so shards hold near-equal clip counts and can be split between processes.
@@ -20,15 +24,17 @@ the int16 range; readers divide by 32768, so stored values read back exactly.
 """
 from __future__ import annotations
 
+import io
 import logging
 import os
 from collections import Counter
 from typing import Callable, Iterable, Iterator, NamedTuple, Sequence
 
 import numpy as np
-import tensorflow as tf
 
+from leaf_ssl.data import tfrecord_io
 from leaf_ssl.data.audio import SAMPLE_RATE
+from leaf_ssl.data.example_proto import ExampleDecodeError, decode_example
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +42,11 @@ SHARD_SUFFIX = ".tfrecord"
 COUNT_SUFFIX = ".count"
 INT16_SCALE = 32768.0
 """Divisor between stored int16 samples and float samples in [-1, 1)."""
+PCM = "pcm"
+ENCODINGS = {PCM: None, "flac": ("FLAC", "PCM_16"), "opus": ("OGG", "OPUS")}
+"""Payload encodings: soundfile's (format, subtype) of each compressed one."""
+# Opus's variable bit rate at this libsndfile compression level: about 24 kbit/s at 16 kHz (PCM: 256).
+OPUS_COMPRESSION_LEVEL = 0.6
 
 
 class Clip(NamedTuple):
@@ -79,46 +90,112 @@ def to_int16(waveform: np.ndarray) -> np.ndarray:
     return np.clip(scaled, -32768, 32767).astype(np.int16)
 
 
-def serialize_clip(clip_id: str, waveform: np.ndarray, labels: Sequence[int] = ()) -> bytes:
-    """Encodes one clip as a serialized `tf.train.Example` (see `to_int16` for validation)."""
+def serialize_clip(clip_id: str, waveform: np.ndarray, labels: Sequence[int] = (), encoding: str = PCM) -> bytes:
+    """Encodes one clip as a serialized `tf.train.Example` (see `to_int16` for validation), its audio as
+    int16 PCM or compressed (`ENCODINGS`)."""
+    import tensorflow as tf  # the writers need TensorFlow; the readers do not
+
     if not clip_id:
         raise ValueError("clip id must be a non-empty string")
-    pcm = to_int16(waveform).astype("<i2").tobytes()
+    if encoding not in ENCODINGS:
+        raise ValueError(f"encoding {encoding!r} is not one of {list(ENCODINGS)}")
+    pcm = to_int16(waveform)
     labels = [int(label) for label in labels]
     if any(label < 0 for label in labels):
         raise ValueError(f"labels must be non-negative class indices, got {labels}")
     feature = {
-        "audio": tf.train.Feature(bytes_list=tf.train.BytesList(value=[pcm])),
+        "audio": tf.train.Feature(bytes_list=tf.train.BytesList(value=[_encode_audio(pcm, encoding)])),
         "id": tf.train.Feature(bytes_list=tf.train.BytesList(value=[clip_id.encode("utf-8")])),
         "labels": tf.train.Feature(int64_list=tf.train.Int64List(value=labels)),
         "sample_rate": tf.train.Feature(int64_list=tf.train.Int64List(value=[SAMPLE_RATE])),
     }
+    if encoding != PCM:
+        feature["encoding"] = tf.train.Feature(bytes_list=tf.train.BytesList(value=[encoding.encode()]))
     example = tf.train.Example(features=tf.train.Features(feature=feature))
     return example.SerializeToString(deterministic=True)  # map order fixed: same clip, same bytes
 
 
+def _encode_audio(pcm: np.ndarray, encoding: str) -> bytes:
+    if encoding == PCM:
+        return pcm.astype("<i2").tobytes()
+    import soundfile
+
+    file_format, subtype = ENCODINGS[encoding]
+    buffer = io.BytesIO()
+    extra = {"compression_level": OPUS_COMPRESSION_LEVEL} if encoding == "opus" else {}
+    soundfile.write(buffer, pcm, SAMPLE_RATE, format=file_format, subtype=subtype, **extra)
+    return buffer.getvalue()
+
+
+def decode_audio_payload(payload, encoding: str) -> np.ndarray:
+    """A record's ``audio`` bytes as int16 PCM samples.
+
+    Raises:
+      CorruptRecordError: an unknown encoding, or a payload that does not decode.
+    """
+    if encoding == PCM:
+        if not len(payload) or len(payload) % 2:
+            raise CorruptRecordError("audio must be one non-empty int16 byte string")
+        return np.frombuffer(payload, dtype="<i2")
+    if encoding not in ENCODINGS:
+        raise CorruptRecordError(f"audio encoding {encoding!r} is not one of {list(ENCODINGS)}")
+    try:
+        import soundfile
+    except ImportError as error:
+        raise ImportError(f"shards with {encoding} audio are decoded by soundfile, which does not import here "
+                          f"({error}): pip install soundfile") from error
+    try:
+        samples, rate = soundfile.read(io.BytesIO(bytes(payload)), dtype="int16", always_2d=False)
+    except (RuntimeError, ValueError, soundfile.LibsndfileError) as error:
+        raise CorruptRecordError(f"{encoding} audio does not decode: {error}") from error
+    if rate != SAMPLE_RATE or samples.ndim != 1 or not samples.size:
+        raise CorruptRecordError(f"{encoding} audio is not mono 16 kHz ({rate} Hz, shape {samples.shape})")
+    return samples
+
+
 def parse_clip(serialized: bytes) -> Clip:
-    """Decodes one serialized record into a `Clip` (NumPy, no TF graph).
+    """Decodes one serialized record into a `Clip` (NumPy; neither TensorFlow nor protobuf).
+
+    Raises:
+      CorruptRecordError: the bytes are not a valid clip record.
+    """
+    samples, clip_id, labels = parse_record(serialized)
+    return Clip(clip_id, samples.astype(np.float32) / np.float32(INT16_SCALE), labels)
+
+
+def parse_record(serialized: bytes) -> tuple[np.ndarray, str, np.ndarray]:
+    """(int16 samples, id, int64 labels) of one serialized record.
 
     Raises:
       CorruptRecordError: the bytes are not a valid clip record.
     """
     try:
-        example = tf.train.Example.FromString(serialized)
-    except Exception as error:  # protobuf raises its own DecodeError; any failure means corrupt
+        features = decode_example(serialized)
+    except ExampleDecodeError as error:
         raise CorruptRecordError(f"not a tf.train.Example: {error}") from error
-    features = example.features.feature
-    audio = features["audio"].bytes_list.value if "audio" in features else []
-    rate = list(features["sample_rate"].int64_list.value) if "sample_rate" in features else [SAMPLE_RATE]
-    if len(audio) != 1 or not audio[0] or len(audio[0]) % 2:
+    audio = features.get("audio", [])
+    rate = features.get("sample_rate", [SAMPLE_RATE])
+    encoding = bytes(features["encoding"][0]).decode("utf-8", errors="replace") if features.get("encoding") else PCM
+    if len(audio) != 1 or not isinstance(audio[0], memoryview):
         raise CorruptRecordError("audio must be one non-empty int16 byte string")
     if rate != [SAMPLE_RATE]:
         raise CorruptRecordError(f"sample_rate {rate} is not [{SAMPLE_RATE}]")
-    ids = features["id"].bytes_list.value if "id" in features else []
-    clip_id = ids[0].decode("utf-8", errors="replace") if ids else ""
-    waveform = np.frombuffer(audio[0], dtype="<i2").astype(np.float32) / np.float32(INT16_SCALE)
-    labels = np.asarray(features["labels"].int64_list.value if "labels" in features else [], dtype=np.int64)
-    return Clip(clip_id, waveform, labels)
+    samples = decode_audio_payload(audio[0], encoding)
+    ids = features.get("id", [])
+    clip_id = bytes(ids[0]).decode("utf-8", errors="replace") if ids and isinstance(ids[0], memoryview) else ""
+    labels = features.get("labels", [])
+    if not all(isinstance(label, int) for label in labels):
+        raise CorruptRecordError("labels are not int64")
+    return samples, clip_id, np.asarray(labels, dtype=np.int64)
+
+
+def record_encoding(serialized: bytes) -> str:
+    """The ``encoding`` of one serialized record (`PCM` when it has none)."""
+    try:
+        values = decode_example(serialized).get("encoding")
+    except ExampleDecodeError:
+        return PCM
+    return bytes(values[0]).decode("utf-8", errors="replace") if values else PCM
 
 
 class ShardWriter:
@@ -129,9 +206,14 @@ class ShardWriter:
     NaN/Inf, not mono) are not written: they are counted in `skipped` by reason and logged.
     """
 
-    def __init__(self, out_dir: str | os.PathLike, prefix: str, num_shards: int):
+    def __init__(self, out_dir: str | os.PathLike, prefix: str, num_shards: int, encoding: str = PCM):
+        import tensorflow as tf
+
         if num_shards < 1:
             raise ValueError(f"num_shards must be >= 1, got {num_shards}")
+        if encoding not in ENCODINGS:
+            raise ValueError(f"encoding {encoding!r} is not one of {list(ENCODINGS)}")
+        self.encoding = encoding
         os.makedirs(out_dir, exist_ok=True)
         self.paths = [os.path.join(out_dir, shard_name(prefix, i, num_shards)) for i in range(num_shards)]
         self._writers = [tf.io.TFRecordWriter(path + ".partial") for path in self.paths]
@@ -148,7 +230,7 @@ class ShardWriter:
         try:
             if callable(waveform):
                 waveform = waveform()
-            record = serialize_clip(clip_id, waveform, labels)
+            record = serialize_clip(clip_id, waveform, labels, self.encoding)
         except (ValueError, TypeError, OSError) as error:
             self.skipped[str(error)] += 1
             logger.warning("skipping clip %r: %s", clip_id, error)
@@ -195,6 +277,8 @@ def write_shards(
 
 def write_record_count(shard_path: str, count: int) -> None:
     """Writes the sidecar of a finished shard: its number of (valid) records."""
+    import tensorflow as tf
+
     with tf.io.gfile.GFile(shard_path + COUNT_SUFFIX, "w") as sidecar:
         sidecar.write(f"{count}\n")
 
@@ -202,9 +286,8 @@ def write_record_count(shard_path: str, count: int) -> None:
 def read_record_count(shard_path: str) -> int | None:
     """The shard's record count from its sidecar, or None when there is none (or it is unreadable)."""
     try:
-        with tf.io.gfile.GFile(shard_path + COUNT_SUFFIX) as sidecar:
-            return int(sidecar.read().strip())
-    except (tf.errors.NotFoundError, ValueError):
+        return int(tfrecord_io.read_text(shard_path + COUNT_SUFFIX).strip())
+    except (OSError, ValueError):  # TensorFlow's NotFoundError is an OSError too
         return None
 
 
@@ -212,16 +295,16 @@ def list_shards(path_or_pattern: str | os.PathLike) -> list[str]:
     """Sorted shard files: every ``*.tfrecord`` in a directory, or the matches of a glob pattern.
 
     Paths may be local or on cloud storage (``gs://bucket/audioset/*.tfrecord``, through
-    `tf.io.gfile`).
+    TensorFlow's filesystems).
 
     Raises:
       FileNotFoundError: nothing matches; the message names the path.
     """
     path = os.fspath(path_or_pattern)
-    is_dir = tf.io.gfile.isdir(path)
+    is_dir = tfrecord_io.is_dir(path)
     pattern = os.path.join(path, "*" + SHARD_SUFFIX) if is_dir else path
-    files = sorted(f for f in tf.io.gfile.glob(pattern)
-                   if not f.endswith((COUNT_SUFFIX, ".partial")) and not tf.io.gfile.isdir(f))
+    files = [f for f in tfrecord_io.glob(pattern)
+             if not f.endswith((COUNT_SUFFIX, ".partial")) and not tfrecord_io.is_dir(f)]
     if not files:
         what = "directory" if is_dir else "pattern"
         raise FileNotFoundError(f"no TFRecord shards found for {what} {path!r} (looked for {pattern!r})")
@@ -235,24 +318,30 @@ def read_clips(path_or_pattern: str | os.PathLike, skipped: Counter[str] | None 
     A shard file damaged at the TFRecord level (truncated, bad checksum) ends at the damage.
     """
     for path in list_shards(path_or_pattern):
-        records = iter(tf.data.TFRecordDataset(path).as_numpy_iterator())
-        index = 0
-        while True:
-            try:
-                serialized = next(records)
-            except StopIteration:
-                break
-            except tf.errors.DataLossError as error:
-                _count_skip(skipped, f"damaged shard file: {error.message}", path, index)
-                break
+        for index, serialized in shard_records(path, skipped):
             try:
                 yield parse_clip(serialized)
             except CorruptRecordError as error:
-                _count_skip(skipped, str(error), path, index)
-            index += 1
+                count_skip(skipped, str(error), path, index)
 
 
-def _count_skip(skipped: Counter[str] | None, reason: str, path: str, index: int) -> None:
+def shard_records(path: str, skipped: Counter[str] | None) -> Iterator[tuple[int, bytes]]:
+    """(index, bytes) of each record of one shard, ending at damage (counted as one skip)."""
+    records = tfrecord_io.read_records(path)
+    index = 0
+    while True:
+        try:
+            serialized = next(records)
+        except StopIteration:
+            return
+        except tfrecord_io.DamagedShardError as error:
+            count_skip(skipped, f"damaged shard file: {error}", path, index)
+            return
+        yield index, serialized
+        index += 1
+
+
+def count_skip(skipped: Counter[str] | None, reason: str, path: str, index: int) -> None:
     logger.warning("skipping record %d of %s: %s", index, path, reason)
     if skipped is not None:
         skipped[reason] += 1

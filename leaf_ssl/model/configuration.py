@@ -55,7 +55,10 @@ def pretraining_config() -> ml_collections.ConfigDict:
     config.data.sample_rate = 16000       # Rate of the shards' PCM; crops are taken at this rate.
     config.data.crop_seconds = 0.96       # Length of each anchor / positive crop.
     config.data.noise_std = 0.001         # Gaussian noise added to the (L2-normalised) positive.
-    config.data.shuffle_buffer = 4096     # Clips in the per-process shuffle buffer.
+    config.data.shuffle_buffer = 4096     # Clips in the per-process shuffle buffer (tf_data reader).
+    # auto: tf.data where TensorFlow imports and the shards are PCM; in_memory otherwise (this process's
+    # shards decoded into host memory once: no TensorFlow needed, FLAC/Opus shards read). tf_data | in_memory.
+    config.data.reader = "auto"
     config.data.num_clips = 0             # Clips per epoch; 0 counts the shards' records at start.
 
     config.train = ml_collections.ConfigDict()

@@ -82,19 +82,20 @@ def _classifier_model(config, frontend, encoder, masks) -> nn.Module:
                                       num_classes=config.supervised.num_classes, **masks)
 
 
-# tf.data is imported when a stream is made, not with this module: the model's readers (probe,
-# embed, HEAR) build models without TensorFlow.
+# The readers (tf.data among them) are imported when a stream is made, not with this module: the
+# model's users (probe, embed, HEAR) build models without them.
 def _pairs(config: ml_collections.ConfigDict, **stream):
-    from leaf_ssl.data import pipeline
-    return pipeline.pretraining_dataset(config.data.train_shards, seed=config.seed, noise_std=config.data.noise_std,
-                                        shuffle_buffer=config.data.shuffle_buffer, **stream)
+    from leaf_ssl.data import streams
+    return streams.pretraining_stream(config.data.train_shards, reader=config.data.get("reader", "auto"),
+                                      seed=config.seed, noise_std=config.data.noise_std,
+                                      shuffle_buffer=config.data.shuffle_buffer, **stream)
 
 
 def _labelled_crops(config: ml_collections.ConfigDict, **stream):
-    from leaf_ssl.data import pipeline
-    return pipeline.labelled_dataset(config.data.train_shards, seed=config.seed,
-                                     num_classes=config.supervised.num_classes,
-                                     shuffle_buffer=config.data.shuffle_buffer, **stream)
+    from leaf_ssl.data import streams
+    return streams.labelled_stream(config.data.train_shards, reader=config.data.get("reader", "auto"),
+                                   seed=config.seed, num_classes=config.supervised.num_classes,
+                                   shuffle_buffer=config.data.shuffle_buffer, **stream)
 
 
 register_objective(Objective(

@@ -8,6 +8,7 @@ import math
 
 import ml_collections
 
+from leaf_ssl.data.streams import READERS
 from leaf_ssl.encoders import factory as encoder_factory
 from leaf_ssl.encoders.efficientnet import DEPTHWISE_IMPLS
 from leaf_ssl.frontends import factory as frontend_factory
@@ -79,6 +80,7 @@ def validate_config(config: ml_collections.ConfigDict, num_devices: int, num_pro
     except ValueError as error:
         raise ConfigError(f"config.{error}") from error
     _check_choice("train.batch_norm", config.train.batch_norm, BATCH_NORM_MODES)
+    _check_choice("data.reader", config.data.get("reader", "auto"), READERS)
     for path in ("model.embedding_dim", "model.temperature", "data.sample_rate", "data.crop_seconds",
                  "data.shuffle_buffer", "train.batch_size", "train.base_learning_rate",
                  "train.log_every_steps", "train.checkpoint_every_steps", "train.keep_checkpoints",

@@ -18,7 +18,7 @@ import ml_collections
 import numpy as np
 from absl import logging
 
-from leaf_ssl.data import pipeline, sharding
+from leaf_ssl.data import sharding, shards
 from leaf_ssl.model import build, validation
 from leaf_ssl.model.objectives import objective_of
 from leaf_ssl.progress import format_duration
@@ -110,7 +110,7 @@ class _MetricsLog:
 
 def count_clips(train_shards: str) -> int:
     """Valid clips in all processes' shards: each process counts its own, then they add up."""
-    local = pipeline.count_valid_records(pipeline.local_shards(train_shards))
+    local = shards.count_valid_records(shards.local_shards(train_shards))
     if jax.process_count() == 1:
         return local
     from jax.experimental import multihost_utils

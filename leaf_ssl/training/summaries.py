@@ -13,12 +13,16 @@
   channel listens (the filters and their numbers only for a frontend `inspect.can_describe`);
 * `probe/<task>/<metric>` at the checkpoint's step, written by the linear probe of a run.
 
-TensorFlow's summary writer reaches local folders and gs:// alike; this is the only module of
-`training/` that draws (matplotlib, on the host, once per figure interval).
+The events are written by TensorBoard's own writer, which needs no TensorFlow (it reaches gs:// through
+TensorFlow's filesystems where TensorFlow is installed); this is the only module of `training/` that
+draws (matplotlib, on the host, once per figure interval).
 """
 from __future__ import annotations
 
 import io
+import struct
+import time
+import zlib
 from typing import Any
 
 import jax
@@ -66,7 +70,7 @@ def _png(figure) -> bytes:
 
 
 def _as_image(frames: np.ndarray) -> np.ndarray:
-    """(frames, channels) -> (1, channels, frames, 1) in [0, 1], the lowest channel at the bottom.
+    """(frames, channels) -> (channels, frames) in [0, 1], the lowest channel at the bottom.
 
     Each channel is scaled from its own minimum to its own maximum: the image shows when each channel
     answers the chirp, whatever its level. One scale for all left every pixel black but those of a few
@@ -75,7 +79,65 @@ def _as_image(frames: np.ndarray) -> np.ndarray:
     frames = np.asarray(frames, np.float32)
     low, high = frames.min(axis=0), frames.max(axis=0)
     scaled = (frames - low) / np.where(high > low, high - low, 1.0)
-    return scaled.T[::-1][None, :, :, None]
+    return scaled.T[::-1]
+
+
+def gray_png(image: np.ndarray) -> bytes:
+    """A (height, width) image in [0, 1] as an 8-bit grayscale PNG (what TensorBoard's image plugin shows)."""
+    pixels = np.round(np.clip(image, 0.0, 1.0) * 255).astype(np.uint8)
+    rows = b"".join(b"\x00" + row.tobytes() for row in pixels)  # filter type 0 on every row
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", pixels.shape[1], pixels.shape[0], 8, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
+
+
+def png_size(png: bytes) -> tuple[int, int]:
+    """(width, height) from a PNG's header."""
+    return struct.unpack(">II", png[16:24])
+
+
+class EventWriter:
+    """A run's TensorBoard event file, written by TensorBoard's writer (no TensorFlow needed)."""
+
+    def __init__(self, folder: str):
+        from tensorboard.summary.writer.event_file_writer import EventFileWriter
+        self._writer = EventFileWriter(folder)
+
+    def _add(self, step: int, summary) -> None:
+        from tensorboard.compat.proto import event_pb2
+        self._writer.add_event(event_pb2.Event(step=int(step), wall_time=time.time(), summary=summary))
+
+    def scalar(self, step: int, tag: str, value: float) -> None:
+        from tensorboard.plugins.scalar.summary_v2 import scalar_pb
+        self._add(step, scalar_pb(tag, float(value)))
+
+    def text(self, step: int, tag: str, text: str) -> None:
+        from tensorboard.plugins.text.summary_v2 import text_pb
+        self._add(step, text_pb(tag, text))
+
+    def image(self, step: int, tag: str, png: bytes) -> None:
+        from tensorboard.compat.proto import summary_pb2
+        from tensorboard.plugins.image import metadata
+        from tensorboard.util import tensor_util
+        width, height = png_size(png)
+        tensor = tensor_util.make_tensor_proto([str(width).encode(), str(height).encode(), png])
+        summary = summary_pb2.Summary()
+        summary.value.add(tag=tag, tensor=tensor, metadata=metadata.create_summary_metadata(
+            display_name=tag, description=""))
+        self._add(step, summary)
+
+    def hparams(self, values: dict) -> None:
+        from tensorboard.plugins.hparams.summary_v2 import hparams_pb
+        self._add(0, hparams_pb(values))
+
+    def flush(self) -> None:
+        self._writer.flush()
+
+    def close(self) -> None:
+        self._writer.close()
 
 
 class TrainingSummaries:
@@ -86,13 +148,10 @@ class TrainingSummaries:
         self.writer = None
         if not enabled:
             return
-        import tensorflow as tf  # TensorBoard's event files (TensorFlow's filesystems: local, gs://)
-        from tensorboard.plugins.hparams import api as hparams_api
         self.config = config
         self._describable = inspect.can_describe(config.frontend)
-        self.writer = tf.summary.create_file_writer(str(workdir / FOLDER))
-        with self.writer.as_default():
-            hparams_api.hparams(flat_hparams(config.to_dict()))
+        self.writer = EventWriter(f"{str(workdir).rstrip('/')}/{FOLDER}")
+        self.writer.hparams(flat_hparams(config.to_dict()))
         sample_rate = config.data.sample_rate
         clip = jnp.asarray(chirp(crop_samples, sample_rate))[None]
         self._frontend_output = jax.jit(lambda variables: model.apply(
@@ -101,40 +160,35 @@ class TrainingSummaries:
     def scalars(self, step: int, record: dict, keys: tuple[str, ...] = SCALARS) -> None:
         if self.writer is None:
             return
-        import tensorflow as tf
-        with self.writer.as_default(step=step):
-            for key in keys:
-                if key in record:
-                    tf.summary.scalar(key, record[key])
+        for key in keys:
+            if key in record:
+                self.writer.scalar(step, key, record[key])
 
     def frontend(self, step: int, params: Any, batch_stats: Any) -> None:
         """The frontend's filters (figures and numbers against mel) and its output for the chirp."""
         if self.writer is None:
             return
-        import tensorflow as tf
         # This process's copy of the replicated state: a program over all processes' devices
         # would wait for the others, which do not draw.
         params, batch_stats = jax.tree.map(lambda x: x.addressable_data(0), (params, batch_stats))
         output = jax.device_get(self._frontend_output({"params": params, "batch_stats": batch_stats}))
-        with self.writer.as_default(step=step):
-            tf.summary.image("frontend/chirp", _as_image(output))
-            if self._describable:  # a frontend without a filter analysis gets its chirp image only
-                self._filters(tf, step, inspect.frontend_filters(self.config.frontend,
-                                                                 jax.device_get(params).get("frontend", {})))
+        self.writer.image(step, "frontend/chirp", gray_png(_as_image(output)))
+        if self._describable:  # a frontend without a filter analysis gets its chirp image only
+            self._filters(step, inspect.frontend_filters(self.config.frontend,
+                                                         jax.device_get(params).get("frontend", {})))
         self.writer.flush()
 
-    @staticmethod
-    def _filters(tf, step: int, analysed) -> None:
+    def _filters(self, step: int, analysed) -> None:
         summary = inspect.summarise(analysed)
         for key in FILTER_SCALARS:
-            tf.summary.scalar(f"filters/{key}", summary[key])
+            self.writer.scalar(step, f"filters/{key}", summary[key])
         # Parameters the forward pass clips get no gradient: counted, and named while there are any.
-        tf.summary.scalar("filters/channels_at_a_bound", sum(map(len, analysed.at_bounds.values())))
+        self.writer.scalar(step, "filters/channels_at_a_bound", sum(map(len, analysed.at_bounds.values())))
         if analysed.at_bounds:
-            tf.summary.text("filters/at_a_bound", "; ".join(
+            self.writer.text(step, "filters/at_a_bound", "; ".join(
                 f"{key}: {len(channels)} channel(s) {channels}" for key, channels in analysed.at_bounds.items()))
         for name, figure in draw_figures([(f"step {step}", analysed)]).items():
-            tf.summary.image(f"filters/{name}", tf.image.decode_png(_png(figure))[None])
+            self.writer.image(step, f"filters/{name}", _png(figure))
 
     def close(self) -> None:
         if self.writer is not None:
@@ -143,9 +197,7 @@ class TrainingSummaries:
 
 def write_probe_scalars(run_dir: str, step: int, tag: str, metrics: dict[str, float]) -> None:
     """`probe/<tag>/<metric>` at `step` in the run's TensorBoard folder, beside its training curves."""
-    import tensorflow as tf
-    writer = tf.summary.create_file_writer(f"{str(run_dir).rstrip('/')}/{FOLDER}")
-    with writer.as_default(step=step):
-        for name, value in metrics.items():
-            tf.summary.scalar(f"probe/{tag}/{name}", value)
+    writer = EventWriter(f"{str(run_dir).rstrip('/')}/{FOLDER}")
+    for name, value in metrics.items():
+        writer.scalar(step, f"probe/{tag}/{name}", value)
     writer.close()
