@@ -9,10 +9,10 @@ import jax
 import jax.numpy as jnp
 
 from leaf_ssl.bench.host import CpuMeter, Usage
+from leaf_ssl.data.records import CROP_SAMPLES  # noqa: F401  (the benchmarks' crop, re-exported)
 
 Options = Any
 """The parsed command line (`leaf_ssl.cli.bench`): every benchmark reads the fields it needs."""
-CROP_SAMPLES = 15360  # 0.96 s at 16 kHz, the COLA crop
 
 
 def time_interleaved(calls: dict[str, Callable[[], None]], repeats: int) -> dict[str, list[Usage]]:

@@ -38,8 +38,7 @@ import numpy as np
 import scipy.signal
 import soundfile
 
-SAMPLE_RATE = 16000
-"""The sample rate of every waveform in the project, in Hz."""
+from leaf_ssl.data.records import SAMPLE_RATE
 
 AudioSource = Union[str, os.PathLike, BinaryIO]
 

@@ -34,6 +34,7 @@ from typing import Callable
 import numpy as np
 
 from leaf_ssl.data import records, shards
+from leaf_ssl.data.records import CROP_SAMPLES
 
 logger = logging.getLogger(__name__)
 
@@ -188,7 +189,7 @@ class InMemoryStream:
 
 
 def pretraining_stream(path_or_pattern: str | os.PathLike, *, per_process_batch: int, seed: int,
-                       crop_samples: int, process_index: int | None = None, process_count: int | None = None,
+                       crop_samples: int = CROP_SAMPLES, process_index: int | None = None, process_count: int | None = None,
                        noise_std: float = 0.001, normalize: bool = True, start_batch: int = 0) -> InMemoryStream:
     """This process's endless stream of ``{'anchor', 'positive'}`` (B, crop_samples) float32 batches:
     two crops of each clip at independent starts, noise on the positive (arguments as in
@@ -210,7 +211,7 @@ def pretraining_stream(path_or_pattern: str | os.PathLike, *, per_process_batch:
 
 
 def labelled_stream(path_or_pattern: str | os.PathLike, *, per_process_batch: int, seed: int, num_classes: int,
-                    crop_samples: int, process_index: int | None = None, process_count: int | None = None,
+                    crop_samples: int = CROP_SAMPLES, process_index: int | None = None, process_count: int | None = None,
                     normalize: bool = True, start_batch: int = 0) -> InMemoryStream:
     """This process's endless stream of ``{'audio': (B, crop_samples), 'labels': (B, num_classes)}``
     batches (arguments as in `pipeline.labelled_dataset`); a clip without a label in range is dropped

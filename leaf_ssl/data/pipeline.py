@@ -37,14 +37,10 @@ from typing import Iterator
 import numpy as np
 import tensorflow as tf
 
-from leaf_ssl.data.audio import SAMPLE_RATE
-from leaf_ssl.data.records import INT16_SCALE
+from leaf_ssl.data.records import CROP_SAMPLES, INT16_SCALE, SAMPLE_RATE
 from leaf_ssl.data.shards import count_valid_records, local_shards, resolve_process
 
 logger = logging.getLogger(__name__)
-
-CROP_SAMPLES = 15360
-"""0.96 s at 16 kHz, the COLA crop length."""
 
 # Domains of the stateless random keys, so that no two uses of randomness share a key.
 _ORDER, _CROPS, _NOISE = 0, 1, 2

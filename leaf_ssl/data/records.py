@@ -33,11 +33,14 @@ from typing import Callable, Iterable, Iterator, NamedTuple, Sequence
 import numpy as np
 
 from leaf_ssl.data import tfrecord_io
-from leaf_ssl.data.audio import SAMPLE_RATE
 from leaf_ssl.data.example_proto import ExampleDecodeError, decode_example
 
 logger = logging.getLogger(__name__)
 
+SAMPLE_RATE = 16000
+"""The sample rate of every waveform in the project, in Hz."""
+CROP_SAMPLES = 15360
+"""0.96 s at 16 kHz, the COLA crop length."""
 SHARD_SUFFIX = ".tfrecord"
 COUNT_SUFFIX = ".count"
 INT16_SCALE = 32768.0
@@ -45,8 +48,11 @@ INT16_SCALE = 32768.0
 PCM = "pcm"
 ENCODINGS = {PCM: None, "flac": ("FLAC", "PCM_16"), "opus": ("OGG", "OPUS")}
 """Payload encodings: soundfile's (format, subtype) of each compressed one."""
-# Opus's variable bit rate at this libsndfile compression level: about 24 kbit/s at 16 kHz (PCM: 256).
-OPUS_COMPRESSION_LEVEL = 0.6
+OPUS_KBIT_PER_S = 20
+"""Opus's target bit rate: wideband speech quality at 16 kHz (PCM: 256 kbit/s, FLAC about 110 on the demo corpus)."""
+# libsndfile maps its compression level in [0, 1] linearly onto Opus's bit rate, measured on the demo corpus:
+# about 258 kbit/s at 0 down to 7 at 1.
+OPUS_COMPRESSION_LEVEL = (258 - OPUS_KBIT_PER_S) / 251
 
 
 class Clip(NamedTuple):
