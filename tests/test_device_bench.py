@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from leaf_ssl.bench import peer
+from tests.blocked_imports import shadowed
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -21,16 +22,8 @@ pytestmark = pytest.mark.slow  # compiles a dozen steps and frontends
 ABSENT_ON_DEVICE = ("tensorflow", "tensorflow_datasets", "soundfile")
 
 
-def _without(packages, folder: Path) -> str:
-    """A PYTHONPATH entry whose packages of these names fail to import, as where they are not installed."""
-    for name in packages:
-        (folder / name).mkdir(parents=True)
-        (folder / name / "__init__.py").write_text(f"raise ImportError('{name} is not installed here')\n")
-    return str(folder)
-
-
 def test_smoke_runs_every_section_and_writes_its_rows(tmp_path):
-    blocked = _without(ABSENT_ON_DEVICE, tmp_path / "absent")
+    blocked = shadowed(ABSENT_ON_DEVICE, tmp_path / "absent")
     env = {**os.environ, "OUT": str(tmp_path), "PYTHON": sys.executable,
            "PYTHONPATH": os.pathsep.join([blocked, str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]),
            # one CPU device, as on a one-GPU machine (the suite's 8 fake devices are for sharding tests)

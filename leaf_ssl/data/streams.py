@@ -5,7 +5,6 @@ otherwise (no TensorFlow here, or compressed shards, which only that reader deco
 """
 from __future__ import annotations
 
-import importlib.util
 import os
 
 from leaf_ssl.data import records, shards
@@ -14,11 +13,12 @@ READERS = ("auto", "tf_data", "in_memory")
 
 
 def tensorflow_imports() -> bool:
-    """Whether `import tensorflow` can work here (checked without importing it)."""
+    """Whether TensorFlow imports here (an install broken by its pins counts as absent)."""
     try:
-        return importlib.util.find_spec("tensorflow") is not None
-    except (ImportError, ValueError):
+        import tensorflow  # noqa: F401  (imported anyway when tf.data is chosen)
+    except Exception:  # ImportError where absent; others where a dependency's version breaks it
         return False
+    return True
 
 
 def choose_reader(reader: str, path_or_pattern: str | os.PathLike) -> str:
