@@ -3,8 +3,9 @@
     python -m leaf_ssl.tables runs/*/probes probes/ --out results/table
 
 Arguments are probe result JSON files or folders searched recursively for them (and for the
-filter analyses, `analysis.json`, that claim 3 reads). Writes `<out>.md` (the table, then the
-claims section: `leaf_ssl.evaluation.claims`) and `<out>.csv` when --out is given; prints the
+filter analyses, `analysis.json`, that claim 3 reads, and for the runs' `metrics.jsonl`). Writes
+`<out>.md` (the table, the claims section: `leaf_ssl.evaluation.claims`, and each trained run's
+throughput) and `<out>.csv` when --out is given; prints the
 markdown either way.
 """
 import argparse
@@ -13,6 +14,7 @@ from pathlib import Path
 from leaf_ssl.cli import exits, quiet
 from leaf_ssl.evaluation.claims import claims_markdown, load_analyses
 from leaf_ssl.evaluation.tables import assemble, load_results, to_csv, to_markdown
+from leaf_ssl.evaluation.throughput import run_throughputs, throughput_markdown
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -30,6 +32,8 @@ def main(argv: list[str] | None = None) -> None:
     markdown = to_markdown(task_names, rows)
     if args.rows == "frontend":
         markdown += "\n" + claims_markdown(rows, task_names, load_analyses(args.results))
+    if throughputs := run_throughputs(args.results):
+        markdown += "\n" + throughput_markdown(throughputs)
     print(markdown)
     if args.out:
         out = Path(args.out)

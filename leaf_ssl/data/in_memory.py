@@ -18,14 +18,14 @@ Stages, per process (its shards are ``files[process_index::process_count]``, as 
 4. crops are L2-normalised (silence stays zero) and the positives get Gaussian noise of
    ``noise_std``, as in `pipeline`.
 
-A background thread prepares the next batches while the accelerator runs the current step.
+Threads prepare the next batches while the accelerator runs the current step.
 """
 from __future__ import annotations
 
+import collections
 import concurrent.futures
 import logging
 import os
-import queue
 import threading
 import time
 from collections import Counter
@@ -41,6 +41,8 @@ logger = logging.getLogger(__name__)
 # Domains of the random keys, so that no two uses of randomness share a key.
 _ORDER, _CROPS, _NOISE = 0, 1, 2
 _PREFETCH_BATCHES = 4
+# Threads making batches: NumPy's copies and arithmetic release the GIL.
+_WORKERS = min(4, os.cpu_count() or 1)
 
 
 class ClipStore:
@@ -110,33 +112,39 @@ class InMemoryStream:
     """
 
     def __init__(self, store: ClipStore, files: list[str], *, per_process_batch: int, seed: int, process: int,
-                 start_batch: int, make_batch: Callable[["InMemoryStream", np.random.Generator, np.ndarray], dict]):
+                 start_batch: int, make_batch: Callable[["InMemoryStream", int, np.ndarray], dict]):
         self.store, self.files = store, files
         self.records_per_epoch = len(store)
         self.skipped_records = sum(store.skipped.values())
         self.per_process_batch, self.seed, self.process = per_process_batch, seed, process
         self._make_batch = make_batch
         self._permutations: dict[int, np.ndarray] = {}
-        self._queue: queue.Queue = queue.Queue(maxsize=_PREFETCH_BATCHES)
-        self._stop = threading.Event()
-        self._worker = threading.Thread(target=self._produce, args=(start_batch,), daemon=True,
-                                        name="in-memory-batches")
-        self._worker.start()
+        self._lock = threading.Lock()  # the permutation cache is shared by the workers
+        # Batches are independent given their number, so workers make them in any order and the stream
+        # hands them out in order: as many batches in flight as workers, plus some ahead.
+        self._pool = concurrent.futures.ThreadPoolExecutor(_WORKERS, thread_name_prefix="in-memory-batches")
+        self._next_batch = start_batch
+        self._pending: collections.deque = collections.deque()
+        for _ in range(_WORKERS + _PREFETCH_BATCHES):
+            self._submit()
+
+    def _submit(self) -> None:
+        number = self._next_batch
+        self._pending.append(self._pool.submit(lambda: self._make_batch(self, number, self.batch_clips(number))))
+        self._next_batch += 1
 
     def __iter__(self) -> "InMemoryStream":
         return self
 
     def __next__(self) -> dict[str, np.ndarray]:
-        item = self._queue.get()
-        if isinstance(item, BaseException):
-            raise item
-        return item
+        batch = self._pending.popleft().result()
+        self._submit()
+        return batch
 
     def close(self) -> None:
-        self._stop.set()
-
-    def __del__(self):
-        self._stop.set()
+        for pending in self._pending:
+            pending.cancel()
+        self._pool.shutdown(wait=False)
 
     def generator(self, domain: int, number: int) -> np.random.Generator:
         return np.random.Generator(np.random.Philox(key=np.random.SeedSequence(
@@ -153,11 +161,12 @@ class InMemoryStream:
         return clips
 
     def _permutation(self, epoch: int) -> np.ndarray:
-        if epoch not in self._permutations:
-            if len(self._permutations) > 2:  # a batch spans at most a few epochs; keep the recent ones
-                self._permutations.pop(min(self._permutations))
-            self._permutations[epoch] = self.generator(_ORDER, epoch).permutation(self.records_per_epoch)
-        return self._permutations[epoch]
+        with self._lock:
+            if epoch not in self._permutations:
+                if len(self._permutations) > 4:  # batches in flight span a few epochs; keep the recent ones
+                    self._permutations.pop(min(self._permutations))
+                self._permutations[epoch] = self.generator(_ORDER, epoch).permutation(self.records_per_epoch)
+            return self._permutations[epoch]
 
     def crops(self, clips: np.ndarray, unit: np.ndarray, crop_samples: int, normalize: bool) -> np.ndarray:
         """(len(clips), crop_samples) float32 crops at uniform starts (`unit` in [0, 1) picks each one)."""
@@ -172,20 +181,6 @@ class InMemoryStream:
         if normalize:  # as tf.math.l2_normalize: x / sqrt(max(sum x^2, 1e-12))
             out /= np.sqrt(np.maximum(np.sum(out * out, axis=1, keepdims=True), np.float32(1e-12)))
         return out
-
-    def _produce(self, batch_number: int) -> None:
-        try:
-            while not self._stop.is_set():
-                batch = self._make_batch(self, batch_number, self.batch_clips(batch_number))
-                while not self._stop.is_set():
-                    try:
-                        self._queue.put(batch, timeout=0.5)
-                        break
-                    except queue.Full:
-                        continue
-                batch_number += 1
-        except BaseException as error:  # handed to the consumer, which raises it
-            self._queue.put(error)
 
 
 def pretraining_stream(path_or_pattern: str | os.PathLike, *, per_process_batch: int, seed: int,
