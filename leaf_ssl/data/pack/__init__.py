@@ -16,7 +16,7 @@ import shutil
 from collections import Counter
 from pathlib import Path
 
-from leaf_ssl.data import records, tfrecord_io
+from leaf_ssl.data import records
 from leaf_ssl.progress import ProgressLine
 
 
