@@ -14,7 +14,7 @@ from leaf_ssl.bench.host import CpuMeter, pin_process, usable_cores
 from leaf_ssl.data.records import list_shards, read_clips, read_record_count
 from leaf_ssl.frontends import Leaf
 
-INPUT_ROW_FIELDS = {"what", "case", "threads", "pinned", "batch", "clip_s", "ms", "crops_per_s",
+INPUT_ROW_FIELDS = {"what", "case", "reader", "threads", "pinned", "batch", "clip_s", "ms", "crops_per_s",
                     "crops_per_s_per_core", "crops_per_cpu_s", "cores_busy", "cores_waiting"}
 FRONTEND_ROW_FIELDS = {"what", "case", "cores", "batch", "n_filters", "ms", "crops_per_s", "crops_per_cpu_s",
                        "cores_busy", "cores_waiting", "gflop", "gb_accessed"}
@@ -58,10 +58,16 @@ def test_input_benchmark_writes_its_documented_fields(tmp_path):
     assert report["what"] == "input" and report["repeats"] == 1
     assert {"jax", "tensorflow", "cpu_cores", "GLIBC_TUNABLES"} <= set(report["environment"])
     rows = report["rows"]
-    assert [row["threads"] for row in rows] == input_pipeline.thread_counts(None, len(usable_cores()))
+    counts = input_pipeline.thread_counts(None, len(usable_cores()))
+    assert [(row["reader"], row["threads"]) for row in rows] == [
+        (reader, threads) for reader in ("tf_data", "in_memory") for threads in counts]
     for row in rows:
-        assert set(row) == INPUT_ROW_FIELDS
+        in_memory = row["reader"] == "in_memory"
+        assert set(row) == INPUT_ROW_FIELDS | ({"vs_tf_data"} if in_memory else set())
         assert row["what"] == "input" and row["batch"] == 4
+        if in_memory:
+            [peer] = [other for other in rows if (other["reader"], other["threads"]) == ("tf_data", row["threads"])]
+            assert row["vs_tf_data"] == pytest.approx(row["crops_per_s"] / peer["crops_per_s"])
         assert row["clip_s"] == pytest.approx(1.5, rel=0.01)  # estimated from the shard sizes
         assert row["crops_per_s"] > 0 and row["crops_per_cpu_s"] > 0
 

@@ -1,11 +1,13 @@
-"""The input benchmark: the tf.data pretraining pipeline alone, in crops per second per CPU core.
+"""The input benchmark: the pretraining readers alone, in crops per second per CPU core.
 
-`python -m leaf_ssl.bench --what input [--shards DIR] [--clip_seconds 10] [--threads 1,2]`
+`python -m leaf_ssl.bench --what input [--shards DIR] [--clip_seconds 10] [--threads 1,2] [--readers tf_data,in_memory]`
 
-The pipeline is `leaf_ssl.data.pipeline.pretraining_dataset`, exactly as training builds it, read
-from TFRecord shards of `--clip_seconds` clips (AudioSet's are 10 s); without `--shards`, synthetic
-int16 noise clips are written to a temporary folder first. One pipeline per entry of `--threads`,
-each limited to that many threads and pinned to that many cores; the pipelines take turns within
+The readers are `leaf_ssl.data.pipeline.pretraining_dataset` (tf.data) and
+`leaf_ssl.data.in_memory.pretraining_stream` (shards decoded into memory), exactly as training builds
+them, read from TFRecord shards of `--clip_seconds` clips (AudioSet's are 10 s); without `--shards`,
+synthetic int16 noise clips are written to a temporary folder first. One pipeline per reader and
+entry of `--threads`, each limited to that many threads (tf.data's pool; the in-memory reader's
+workers) and pinned to that many cores; the pipelines take turns within
 each repeat (so a burst of load from other processes hits them alike): a few untimed batches to
 refill the pipeline's buffers, then `--input_batches` timed batches. Per row, medians over repeats:
 
@@ -15,7 +17,8 @@ refill the pipeline's buffers, then `--input_batches` timed batches. Per row, me
                        per-core cost, and the number least disturbed by other processes' load;
   cores_busy           CPU seconds / wall seconds: how many cores the pipeline kept busy;
   cores_waiting        seconds its threads were ready but waited for a core / wall seconds (Linux):
-                       high when other processes (or more threads than pinned cores) crowd it out.
+                       high when other processes (or more threads than pinned cores) crowd it out;
+  vs_tf_data           (in-memory rows) crops_per_s against the tf.data row of as many threads.
 """
 from __future__ import annotations
 
@@ -28,9 +31,12 @@ import numpy as np
 import tensorflow as tf
 
 from leaf_ssl.bench.host import CpuMeter, Usage, busy_and_waiting, pin_process, usable_cores
+from leaf_ssl.data import in_memory
 from leaf_ssl.data.audio import SAMPLE_RATE
 from leaf_ssl.data.pipeline import BatchStream, pretraining_dataset
 from leaf_ssl.data.records import write_shards
+
+READERS = ("tf_data", "in_memory")
 
 REFILL_BATCHES = 5
 """Untimed batches before each timed stretch: they drain what a pipeline prefetched while the other
@@ -87,25 +93,30 @@ def measure_pipelines(shards: str, args: Any) -> list[dict]:
     if max(counts) > len(cores):
         raise ValueError(f"--threads {args.threads}: this process may use only {len(cores)} core(s)")
 
-    pipelines = {
-        threads: _thread_limited(
+    readers = args.readers.split(",")
+    if set(readers) - set(READERS):
+        raise ValueError(f"--readers must name some of {list(READERS)}, got {args.readers!r}")
+    make = {
+        "tf_data": lambda threads: _thread_limited(
             pretraining_dataset(shards, per_process_batch=args.batch // 2, seed=0, process_index=0, process_count=1,
-                                shuffle_buffer=args.shuffle_buffer),
-            threads)
-        for threads in counts
+                                shuffle_buffer=args.shuffle_buffer), threads),
+        "in_memory": lambda threads: in_memory.pretraining_stream(
+            shards, per_process_batch=args.batch // 2, seed=0, process_index=0, process_count=1, workers=threads),
     }
-    usages: dict[int, list[Usage]] = {threads: [] for threads in counts}
+    cases = [(reader, threads) for reader in readers for threads in counts]
+    pipelines = {case: make[case[0]](case[1]) for case in cases}
+    usages: dict[tuple[str, int], list[Usage]] = {case: [] for case in cases}
     pinned = True
     try:
         for repeat in range(args.repeats):
             # Rotate the order each repeat, so that no pipeline always follows the same neighbour.
-            order = counts[repeat % len(counts):] + counts[:repeat % len(counts)]
-            for threads in order:
-                pinned &= pin_process(set(cores[:threads]))
-                _take(pipelines[threads], REFILL_BATCHES)
+            order = cases[repeat % len(cases):] + cases[:repeat % len(cases)]
+            for case in order:
+                pinned &= pin_process(set(cores[:case[1]]))
+                _take(pipelines[case], REFILL_BATCHES)
                 with CpuMeter() as meter:
-                    _take(pipelines[threads], args.input_batches)
-                usages[threads].append(meter.usage)
+                    _take(pipelines[case], args.input_batches)
+                usages[case].append(meter.usage)
     finally:
         pin_process(set(cores))
 
@@ -113,14 +124,19 @@ def measure_pipelines(shards: str, args: Any) -> list[dict]:
     clip_seconds = _mean_clip_seconds(any_pipeline.files, any_pipeline.records_per_epoch)
     crops = args.batch * args.input_batches
     rows = []
-    for threads in counts:
-        seconds = statistics.median(usage.wall_s for usage in usages[threads])
-        cpu_seconds = statistics.median(usage.cpu_s for usage in usages[threads])
-        rows.append({"case": f"input_{threads}_thread{'s' if threads > 1 else ''}", "threads": threads,
-                     "pinned": pinned, "batch": args.batch, "clip_s": clip_seconds,
+    for reader, threads in cases:
+        seconds = statistics.median(usage.wall_s for usage in usages[reader, threads])
+        cpu_seconds = statistics.median(usage.cpu_s for usage in usages[reader, threads])
+        prefix = "input" if reader == "tf_data" else reader
+        rows.append({"case": f"{prefix}_{threads}_thread{'s' if threads > 1 else ''}", "reader": reader,
+                     "threads": threads, "pinned": pinned, "batch": args.batch, "clip_s": clip_seconds,
                      "ms": 1e3 * seconds / args.input_batches, "crops_per_s": crops / seconds,
                      "crops_per_s_per_core": crops / seconds / threads, "crops_per_cpu_s": crops / cpu_seconds,
-                     **busy_and_waiting(usages[threads])})
+                     **busy_and_waiting(usages[reader, threads])})
+    by_case = {(row["reader"], row["threads"]): row for row in rows}
+    for row in rows:
+        if row["reader"] == "in_memory" and ("tf_data", row["threads"]) in by_case:
+            row["vs_tf_data"] = row["crops_per_s"] / by_case["tf_data", row["threads"]]["crops_per_s"]
     return rows
 
 

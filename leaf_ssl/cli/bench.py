@@ -32,8 +32,9 @@ arguments and returns rows of results; `main` prints them as a table and optiona
             autocast) on the same batch, taking turns with ours, and a `vs_peer` column per dtype.
             `--breakdown` instead reports XLA's FLOPs and bytes of each part of the step
             (`leaf_ssl.bench.breakdown`: frontend, encoder forward and backward, head and loss, optimizer).
-  input:    the tf.data pretraining pipeline alone, in crops per second per CPU core, at 1 thread and at
-            every core (`--threads`); see `leaf_ssl.bench.input_pipeline`.
+  input:    the pretraining readers alone (tf.data, and the shards decoded into memory), in crops per
+            second per CPU core, at 1 thread and at every core (`--threads`); see
+            `leaf_ssl.bench.input_pipeline`.
   checkpoint: the paper-shape train state (`--frontend`, `--n_filters`, B0, AdamW) through the run's
             checkpoint store: save (with its digests, until on disk) and restore (with their check), and
             the SHA-256 digests alone; `digest_share` is the digests' part of each.
@@ -112,6 +113,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="input: clips in the shuffle buffer; keep it below the clip count, as on AudioSet, "
                              "or every epoch starts with a pause to fill it")
     parser.add_argument("--input_batches", type=int, default=50, help="input: timed batches per repeat")
+    parser.add_argument("--readers", default="tf_data,in_memory",
+                        help="input: readers to time, comma-separated (tf_data, in_memory; default both)")
     parser.add_argument("--run", action="append", help="learning: a finished run of ours (repeat: one per seed)")
     parser.add_argument("--tasks", default="keyword,instrument,language", help="learning: probe tasks, comma-separated")
     parser.add_argument("--data_dir", default="demo_corpus", help="learning: the demo corpus, for bare task names")

@@ -41,8 +41,8 @@ logger = logging.getLogger(__name__)
 # Domains of the random keys, so that no two uses of randomness share a key.
 _ORDER, _CROPS, _NOISE = 0, 1, 2
 _PREFETCH_BATCHES = 4
-# Threads making batches: NumPy's copies and arithmetic release the GIL.
-_WORKERS = min(4, os.cpu_count() or 1)
+# Threads making batches by default: NumPy's copies and arithmetic release the GIL.
+DEFAULT_WORKERS = min(4, os.cpu_count() or 1)
 
 
 class ClipStore:
@@ -112,7 +112,8 @@ class InMemoryStream:
     """
 
     def __init__(self, store: ClipStore, files: list[str], *, per_process_batch: int, seed: int, process: int,
-                 start_batch: int, make_batch: Callable[["InMemoryStream", int, np.ndarray], dict]):
+                 start_batch: int, make_batch: Callable[["InMemoryStream", int, np.ndarray], dict],
+                 workers: int = DEFAULT_WORKERS):
         self.store, self.files = store, files
         self.records_per_epoch = len(store)
         self.skipped_records = sum(store.skipped.values())
@@ -122,10 +123,10 @@ class InMemoryStream:
         self._lock = threading.Lock()  # the permutation cache is shared by the workers
         # Batches are independent given their number, so workers make them in any order and the stream
         # hands them out in order: as many batches in flight as workers, plus some ahead.
-        self._pool = concurrent.futures.ThreadPoolExecutor(_WORKERS, thread_name_prefix="in-memory-batches")
+        self._pool = concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="in-memory-batches")
         self._next_batch = start_batch
         self._pending: collections.deque = collections.deque()
-        for _ in range(_WORKERS + _PREFETCH_BATCHES):
+        for _ in range(workers + _PREFETCH_BATCHES):
             self._submit()
 
     def _submit(self) -> None:
@@ -185,10 +186,11 @@ class InMemoryStream:
 
 def pretraining_stream(path_or_pattern: str | os.PathLike, *, per_process_batch: int, seed: int,
                        crop_samples: int = CROP_SAMPLES, process_index: int | None = None, process_count: int | None = None,
-                       noise_std: float = 0.001, normalize: bool = True, start_batch: int = 0) -> InMemoryStream:
+                       noise_std: float = 0.001, normalize: bool = True, start_batch: int = 0,
+                       workers: int = DEFAULT_WORKERS) -> InMemoryStream:
     """This process's endless stream of ``{'anchor', 'positive'}`` (B, crop_samples) float32 batches:
     two crops of each clip at independent starts, noise on the positive (arguments as in
-    `pipeline.pretraining_dataset`)."""
+    `pipeline.pretraining_dataset`; `workers`: threads making batches)."""
     if noise_std < 0:
         raise ValueError(f"noise_std must be >= 0, got {noise_std}")
 
@@ -202,12 +204,12 @@ def pretraining_stream(path_or_pattern: str | os.PathLike, *, per_process_batch:
         return {"anchor": anchor, "positive": positive}
 
     return _stream(path_or_pattern, per_process_batch, seed, crop_samples, process_index, process_count,
-                   start_batch, pairs, num_classes=None)
+                   start_batch, pairs, num_classes=None, workers=workers)
 
 
 def labelled_stream(path_or_pattern: str | os.PathLike, *, per_process_batch: int, seed: int, num_classes: int,
                     crop_samples: int = CROP_SAMPLES, process_index: int | None = None, process_count: int | None = None,
-                    normalize: bool = True, start_batch: int = 0) -> InMemoryStream:
+                    normalize: bool = True, start_batch: int = 0, workers: int = DEFAULT_WORKERS) -> InMemoryStream:
     """This process's endless stream of ``{'audio': (B, crop_samples), 'labels': (B, num_classes)}``
     batches (arguments as in `pipeline.labelled_dataset`); a clip without a label in range is dropped
     at load and counted as corrupt."""
@@ -222,11 +224,11 @@ def labelled_stream(path_or_pattern: str | os.PathLike, *, per_process_batch: in
         return {"audio": stream.crops(clips, starts, crop_samples, normalize), "labels": multi_hot}
 
     return _stream(path_or_pattern, per_process_batch, seed, crop_samples, process_index, process_count,
-                   start_batch, labelled, num_classes=num_classes)
+                   start_batch, labelled, num_classes=num_classes, workers=workers)
 
 
 def _stream(path_or_pattern, per_process_batch, seed, crop_samples, process_index, process_count, start_batch,
-            make_batch, num_classes) -> InMemoryStream:
+            make_batch, num_classes, workers) -> InMemoryStream:
     if per_process_batch < 1 or crop_samples < 1 or start_batch < 0:
         raise ValueError(f"need per_process_batch >= 1, crop_samples >= 1, start_batch >= 0; got "
                          f"{per_process_batch}, {crop_samples}, {start_batch}")
@@ -244,4 +246,4 @@ def _stream(path_or_pattern, per_process_batch, seed, crop_samples, process_inde
     if not len(store):
         raise ValueError(f"no valid records in the shards of process {process}: {files}")
     return InMemoryStream(store, files, per_process_batch=per_process_batch, seed=seed, process=process,
-                          start_batch=start_batch, make_batch=make_batch)
+                          start_batch=start_batch, make_batch=make_batch, workers=workers)
