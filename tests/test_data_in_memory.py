@@ -93,3 +93,23 @@ def test_labelled_crops_carry_their_clip_s_labels_and_unlabelled_clips_are_count
             assert labels.tolist() == [float(k in (clip % 3, 3)) for k in range(4)]
             seen.add(clip)
     assert seen == set(range(9))
+
+
+def test_pack_rewrites_a_corpus_tree_keeping_its_clips_files_and_counts(corpora, tmp_path):
+    from leaf_ssl.data.pack import pack_corpus
+    base, clips = corpora
+    source = tmp_path / "corpus"
+    (source / "tasks" / "t").mkdir(parents=True)
+    (source / "corpus.json").write_text("{}")
+    write_shards([(clip_id, waveform, labels) for clip_id, waveform, labels in clips], source / "tasks" / "t", "train", 2)
+    report = pack_corpus(source, tmp_path / "packed", "flac", workers=1, progress=False)
+    assert report["clips"] == len(clips) and report["shards"] == 2 and report["skipped"] == {}
+    assert (tmp_path / "packed" / "corpus.json").read_text() == "{}"
+    packed = tmp_path / "packed" / "tasks" / "t"
+    assert [records.read_record_count(path) for path in records.list_shards(packed)] == [3, 3]
+    originals = list(records.read_clips(source / "tasks" / "t"))
+    for original, copy in zip(originals, records.read_clips(packed), strict=True):
+        assert (copy.id, copy.labels.tolist()) == (original.id, original.labels.tolist())
+        np.testing.assert_array_equal(copy.waveform, original.waveform)  # FLAC is lossless
+    with pytest.raises(ValueError, match="not a compressed one"):
+        pack_corpus(source, tmp_path / "pcm", "pcm")

@@ -11,7 +11,8 @@ FLOORS = {"progress": 0, "frontends": 0, "encoders": 0, "data": 0, "model": 1, "
 # `python -m` entry points: each imports its command line, only when run as a program.
 ENTRY_POINTS = {"train.py", "probe.py", "embed.py", "analyze.py", "tables.py", "grid.py", "hear.py", "supervise.py",
                 "bench/__main__.py",
-                "data/demo/__main__.py", "data/audioset/__main__.py", "data/folder/__main__.py"}
+                "data/demo/__main__.py", "data/audioset/__main__.py", "data/folder/__main__.py",
+                "data/pack/__main__.py"}
 
 
 def _room(module: str) -> str:
