@@ -40,3 +40,11 @@ def tiny_corpus(tmp_path_factory):
         if not (out / MANIFEST).is_file():
             build_demo_corpus(out, scale="tiny", progress=False)
     return out
+
+
+def pytest_collection_modifyitems(config, items):
+    """Files with slow tests first: with `--dist loadfile` each worker then starts on a long,
+    subprocess-heavy file and the quick files fill in around them, instead of one long file running
+    alone at the end while the other worker idles."""
+    slow_files = {item.path for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.path not in slow_files)  # stable: the order is kept otherwise
