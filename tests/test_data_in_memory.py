@@ -101,10 +101,13 @@ def test_pack_rewrites_a_corpus_tree_keeping_its_clips_files_and_counts(corpora,
     source = tmp_path / "corpus"
     (source / "tasks" / "t").mkdir(parents=True)
     (source / "corpus.json").write_text("{}")
+    (source / "packages").mkdir()
+    (source / "packages" / "cache.deb").write_bytes(b"build input")  # not part of the corpus: not copied
     write_shards([(clip_id, waveform, labels) for clip_id, waveform, labels in clips], source / "tasks" / "t", "train", 2)
     report = pack_corpus(source, tmp_path / "packed", "flac", workers=1, progress=False)
     assert report["clips"] == len(clips) and report["shards"] == 2 and report["skipped"] == {}
-    assert (tmp_path / "packed" / "corpus.json").read_text() == "{}"
+    assert (tmp_path / "packed" / "corpus.json").read_text() == "{}" and report["other_files"] == 1
+    assert not (tmp_path / "packed" / "packages").exists()
     packed = tmp_path / "packed" / "tasks" / "t"
     assert [records.read_record_count(path) for path in records.list_shards(packed)] == [3, 3]
     originals = list(records.read_clips(source / "tasks" / "t"))

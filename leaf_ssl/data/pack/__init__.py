@@ -1,5 +1,6 @@
 """A corpus rewritten with compressed audio: every shard of a folder tree, its records re-encoded as FLAC
-(lossless) or Opus (lossy, `records.OPUS_KBIT_PER_S`), every other file copied.
+(lossless) or Opus (lossy, `records.OPUS_KBIT_PER_S`), and its JSON files (corpus.json, each task.json)
+copied; nothing else (a demo corpus's package cache is 1.9 GB of build inputs).
 
     python -m leaf_ssl.data.pack --src demo_corpus --out demo_corpus_opus --encoding opus
 
@@ -53,7 +54,7 @@ def pack_corpus(source: str | os.PathLike, out: str | os.PathLike, encoding: str
     for path in sorted(source.rglob("*")):
         if path.is_file() and not path.name.endswith(".partial"):
             (shards if path.suffix == records.SHARD_SUFFIX else others).append(path)
-    others = [path for path in others if not path.name.endswith(records.SHARD_SUFFIX + records.COUNT_SUFFIX)]
+    others = [path for path in others if path.suffix == ".json"]
     for path in others:
         (out / path.relative_to(source)).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(path, out / path.relative_to(source))
