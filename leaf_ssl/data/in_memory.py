@@ -50,7 +50,7 @@ class ClipStore:
 
     Attributes:
       samples: all clips' int16 samples, end to end.
-      offsets, lengths: where each clip starts in `samples`, and its sample count.
+      lengths: each clip's sample count (`offsets`: where each starts in `samples`).
       labels: each clip's int64 class indices.
       skipped: corrupt records dropped while loading, by reason.
       seconds: time the load took.
@@ -67,7 +67,6 @@ class ClipStore:
         for _, shard_skips in loaded:
             self.skipped.update(shard_skips)
         self.lengths = np.array([len(samples) for samples, _ in clips], np.int64)
-        self.offsets = np.concatenate([[0], np.cumsum(self.lengths)[:-1]]).astype(np.int64)
         self.samples = np.concatenate([samples for samples, _ in clips]) if clips else np.zeros(0, np.int16)
         self.labels = [labels for _, labels in clips]
         self.seconds = time.perf_counter() - started
@@ -75,16 +74,21 @@ class ClipStore:
     def __len__(self) -> int:
         return len(self.lengths)
 
+    @property
+    def offsets(self) -> np.ndarray:
+        """Where each clip starts in `samples`."""
+        return np.concatenate([[0], np.cumsum(self.lengths)[:-1]]).astype(np.int64)
+
     def keep(self, wanted: Callable[[np.ndarray], bool], reason: str) -> None:
         """Drops the clips whose labels are not `wanted`, counting them as skipped for `reason`."""
         kept = [index for index, labels in enumerate(self.labels) if wanted(labels)]
         if len(kept) == len(self):
             return
         self.skipped[reason] += len(self) - len(kept)
-        self.samples = np.concatenate([self.samples[self.offsets[i]:self.offsets[i] + self.lengths[i]] for i in kept]
+        offsets = self.offsets
+        self.samples = np.concatenate([self.samples[offsets[i]:offsets[i] + self.lengths[i]] for i in kept]
                                       ) if kept else np.zeros(0, np.int16)
         self.lengths = self.lengths[kept]
-        self.offsets = np.concatenate([[0], np.cumsum(self.lengths)[:-1]]).astype(np.int64)
         self.labels = [self.labels[i] for i in kept]
 
 
@@ -97,7 +101,7 @@ def _load_shard(path: str) -> tuple[list[tuple[np.ndarray, np.ndarray]], Counter
         except records.CorruptRecordError as error:
             records.count_skip(skipped, str(error), path, index)
             continue
-        clips.append((np.array(samples, np.int16), labels))
+        clips.append((samples, labels))  # a view of the record's bytes, until ClipStore concatenates them
     return clips, skipped
 
 
@@ -115,6 +119,7 @@ class InMemoryStream:
                  start_batch: int, make_batch: Callable[["InMemoryStream", int, np.ndarray], dict],
                  workers: int = DEFAULT_WORKERS):
         self.store, self.files = store, files
+        self._offsets = store.offsets  # the store is not changed once the stream reads it
         self.records_per_epoch = len(store)
         self.skipped_records = sum(store.skipped.values())
         self.per_process_batch, self.seed, self.process = per_process_batch, seed, process
@@ -175,7 +180,7 @@ class InMemoryStream:
         starts = np.floor(unit * (np.maximum(lengths - crop_samples, 0) + 1)).astype(np.int64)
         out = np.zeros((len(clips), crop_samples), np.float32)
         for row, (clip, start, length) in enumerate(zip(clips, starts, lengths)):
-            begin = self.store.offsets[clip] + start
+            begin = self._offsets[clip] + start
             take = min(crop_samples, length - start)
             out[row, :take] = self.store.samples[begin:begin + take]
         out /= np.float32(records.INT16_SCALE)

@@ -45,17 +45,18 @@ def choose_reader(reader: str, path_or_pattern: str | os.PathLike) -> str:
 
 def pretraining_stream(path_or_pattern, *, reader: str = "auto", shuffle_buffer: int = 4096, **stream):
     """`pipeline.pretraining_dataset` or `in_memory.pretraining_stream`, by `choose_reader`."""
-    if choose_reader(reader, path_or_pattern) == "tf_data":
-        from leaf_ssl.data import pipeline
-        return pipeline.pretraining_dataset(path_or_pattern, shuffle_buffer=shuffle_buffer, **stream)
-    from leaf_ssl.data import in_memory
-    return in_memory.pretraining_stream(path_or_pattern, **stream)
+    return _open("pretraining_dataset", "pretraining_stream", path_or_pattern, reader, shuffle_buffer, stream)
 
 
 def labelled_stream(path_or_pattern, *, reader: str = "auto", shuffle_buffer: int = 4096, **stream):
     """`pipeline.labelled_dataset` or `in_memory.labelled_stream`, by `choose_reader`."""
+    return _open("labelled_dataset", "labelled_stream", path_or_pattern, reader, shuffle_buffer, stream)
+
+
+def _open(tf_data_name, in_memory_name, path_or_pattern, reader, shuffle_buffer, stream):
+    # Each reader is imported only when chosen: tf.data's needs TensorFlow.
     if choose_reader(reader, path_or_pattern) == "tf_data":
         from leaf_ssl.data import pipeline
-        return pipeline.labelled_dataset(path_or_pattern, shuffle_buffer=shuffle_buffer, **stream)
+        return getattr(pipeline, tf_data_name)(path_or_pattern, shuffle_buffer=shuffle_buffer, **stream)
     from leaf_ssl.data import in_memory
-    return in_memory.labelled_stream(path_or_pattern, **stream)
+    return getattr(in_memory, in_memory_name)(path_or_pattern, **stream)

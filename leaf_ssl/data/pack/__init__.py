@@ -72,8 +72,8 @@ def pack_corpus(source: str | os.PathLike, out: str | os.PathLike, encoding: str
             skipped.update(shard_skips)
             line.update(done, f"{written} clips")
     line.finish(len(shards), f"{written} clips")
-    size = lambda root, paths: sum(os.path.getsize(p) for p in paths)  # noqa: E731
     packed = [out / path.relative_to(source) for path in shards]
     return {"encoding": encoding, "shards": len(shards), "clips": written, "skipped": dict(skipped),
-            "source_shard_bytes": size(source, shards), "packed_shard_bytes": size(out, packed),
+            "source_shard_bytes": sum(map(os.path.getsize, shards)),
+            "packed_shard_bytes": sum(map(os.path.getsize, packed)),
             "other_files": len(others)}
