@@ -27,7 +27,8 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 from etils import epath
-from jax.experimental import multihost_utils
+
+from leaf_ssl.training import distributed
 
 STATE_ITEM = "state"
 META_ITEM = "meta"
@@ -284,7 +285,7 @@ class CheckpointStore:
         if jax.process_index() == 0:
             aside.parent.mkdir(parents=True, exist_ok=True)
             (self.directory / str(step)).rename(aside)
-        multihost_utils.sync_global_devices(f"leaf_ssl: set aside unreadable checkpoint {step}")
+        distributed.wait_for_all(f"unreadable checkpoint {step} set aside")
         self._manager.reload()
         return aside
 

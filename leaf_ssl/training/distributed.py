@@ -15,6 +15,7 @@ run prints one progress line per interval, not 64.
 """
 from __future__ import annotations
 
+import itertools
 import os
 
 import jax
@@ -23,6 +24,10 @@ from absl import logging
 from jax.experimental import multihost_utils
 
 MODES = ("auto", "on", "off")
+# Long enough for the slowest process to compile the training step on a busy host: a barrier
+# that times out kills a run that would have gone on.
+BARRIER_TIMEOUT_S = 30 * 60
+_barriers = itertools.count()  # every process passes the same barriers in the same order
 
 
 def detected_launcher(environ: dict[str, str] | None = None) -> str | None:
@@ -92,3 +97,16 @@ def any_process(flag: bool) -> bool:
     if jax.process_count() == 1:
         return flag
     return bool(np.any(multihost_utils.process_allgather(np.asarray(flag, np.int32))))
+
+
+def wait_for_all(what: str, timeout_s: int = BARRIER_TIMEOUT_S) -> None:
+    """Every process waits here until all have arrived; a no-op for a lone process.
+
+    Through the coordination service, not a collective: the first collective on a set of devices
+    gives up when a peer is 30 s late (Gloo's rendezvous on CPU), so processes meet here first
+    wherever one may be far behind (compiling, or process 0 writing files the others then read).
+    """
+    if jax.process_count() == 1:
+        return
+    from orbax.checkpoint import multihost
+    multihost.get_barrier_sync_fn()(key=f"leaf_ssl {next(_barriers)}: {what}", timeout_ms=timeout_s * 1000)

@@ -229,6 +229,10 @@ def _train_locked(config: ml_collections.ConfigDict, workdir, mesh, watcher: pre
             evaluate(0)  # the untrained weights: where the curve starts
         for step in range(start_step, total_steps):
             batch = sharding.to_global_batch(next(batch_iterator), mesh)
+            if step == start_step:
+                # Compiled ahead, then met: processes start the step's collectives together.
+                train_step = train_step.lower(state, batch).compile()
+                distributed.wait_for_all("training step compiled")
             state, metrics = train_step(state, batch)
             log.add(metrics)
             if step == start_step:
@@ -289,9 +293,7 @@ def _initial_state(store: checkpointing.CheckpointStore, workdir, new_state, mes
 def _on_process_0(action: Callable[[], object], what: str):
     """Runs `action` on process 0 (the one that writes the run's curves); every process waits for it."""
     result = action() if jax.process_index() == 0 else None
-    if jax.process_count() > 1:
-        from jax.experimental import multihost_utils
-        multihost_utils.sync_global_devices(f"leaf_ssl: {what}")
+    distributed.wait_for_all(what)
     return result
 
 
