@@ -216,11 +216,21 @@ def _save_failure_cause(error: Exception) -> str:
     return first[:300]
 
 
+def _save_whole_arrays() -> None:
+    """Every array saved whole, by the process holding its first replica. Orbax's default splits a
+    replicated array into one slice per device, each a dispatched (and, at the first save, compiled)
+    slice op: for a data-parallel state of a few tens of MB that costs more than it spreads
+    (docs/performance.md, "Checkpoint saves")."""
+    ocp.type_handlers.register_type_handler(jax.Array, ocp.type_handlers.ArrayHandler(use_replica_parallel=False),
+                                            override=True)
+
+
 class CheckpointStore:
     """Async orbax CheckpointManager over `<workdir>/checkpoints`, keeping the last `keep`."""
 
     def __init__(self, directory: str | os.PathLike, keep: int = 3, async_save: bool = True):
         self.directory = resolve_dir(directory)
+        _save_whole_arrays()
         options = ocp.CheckpointManagerOptions(max_to_keep=keep, enable_async_checkpointing=async_save,
                                                create=True)
         self._manager = ocp.CheckpointManager(self.directory, options=options,
