@@ -320,8 +320,8 @@ def test_a_full_disk_during_a_save_is_one_line_naming_the_safe_step(tiny_corpus,
                              str(workdir), f"--config.data.train_shards={tiny_corpus / 'pretrain'}",
                              "--config.train.total_steps=16", "--config.train.keep_checkpoints=8"],
                             capture_output=True, text=True, cwd=REPO, timeout=600)
-    assert result.returncode == 1
-    assert "Traceback" not in result.stderr and "Event loop is closed" not in result.stderr
+    assert result.returncode == 1, result.stderr[-6000:]
+    assert "Traceback" not in result.stderr and "Event loop is closed" not in result.stderr, result.stderr[-6000:]
     last = result.stderr.strip().splitlines()[-1]
     safe = re.search(r"failed: no space left on the device; the newest complete checkpoint is step (\d+): ", last)
     assert safe, last
