@@ -13,7 +13,9 @@ def without(packages, folder: Path) -> str:
 
 def shadowed(packages, folder: Path) -> str:
     """A PYTHONPATH entry whose packages of these names raise ImportError; an entry before it (wheels installed
-    for one run) can still provide them."""
+    for one run) can still provide them. Unlike a missing package, `find_spec` finds them: a library that probes
+    before importing fails (etils' paths, and so JAX's compilation cache, on a shadowed tensorflow), so shadow
+    only what such wheels may provide."""
     for name in packages:
         (folder / name).mkdir(parents=True)
         (folder / name / "__init__.py").write_text(f"raise ImportError('{name} is not installed here')\n")

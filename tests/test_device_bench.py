@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from leaf_ssl.bench import peer
-from tests.blocked_imports import shadowed
+from tests.blocked_imports import without
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -23,7 +23,7 @@ ABSENT_ON_DEVICE = ("tensorflow", "tensorflow_datasets", "soundfile")
 
 
 def test_smoke_runs_every_section_and_writes_its_rows(tmp_path):
-    blocked = shadowed(ABSENT_ON_DEVICE, tmp_path / "absent")
+    blocked = without(ABSENT_ON_DEVICE, tmp_path / "absent")
     env = {**os.environ, "OUT": str(tmp_path), "PYTHON": sys.executable,
            "PYTHONPATH": os.pathsep.join([blocked, str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]),
            # one CPU device, as on a one-GPU machine (the suite's 8 fake devices are for sharding tests)
