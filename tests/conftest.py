@@ -42,9 +42,19 @@ def tiny_corpus(tmp_path_factory):
     return out
 
 
+# The longest files of the suite, longest first (each over 2 minutes on 2 busy cores: README, "Tests").
+LONGEST_FILES = ("test_multiprocess.py", "test_fault_injection.py", "test_cloud_storage.py", "test_reliability.py",
+                 "test_device_bench.py")
+
+
 def pytest_collection_modifyitems(config, items):
-    """Files with slow tests first: with `--dist loadfile` each worker then starts on a long,
-    subprocess-heavy file and the quick files fill in around them, instead of one long file running
-    alone at the end while the other worker idles."""
+    """The longest files first, then the other files with slow tests, then the quick ones: with
+    `--dist loadfile` each worker starts on a long, subprocess-heavy file and the quick files fill
+    in around them, instead of one long file running alone at the end while the other worker idles."""
     slow_files = {item.path for item in items if item.get_closest_marker("slow")}
-    items.sort(key=lambda item: item.path not in slow_files)  # stable: the order is kept otherwise
+
+    def rank(item):
+        longest = LONGEST_FILES.index(item.path.name) if item.path.name in LONGEST_FILES else len(LONGEST_FILES)
+        return longest, item.path not in slow_files
+
+    items.sort(key=rank)  # stable: the order is kept otherwise

@@ -33,7 +33,10 @@ def _train(workdir: Path, corpus: Path, *extra: str) -> subprocess.Popen:
         [sys.executable, "-m", "leaf_ssl.train", "--config", "configs/tiny.py", "--workdir", str(workdir),
          f"--config.data.train_shards={corpus / 'pretrain'}", f"--config.train.total_steps={TOTAL_STEPS}",
          "--config.train.checkpoint_every_steps=2", "--config.train.log_every_steps=2",
-         "--config.train.keep_checkpoints=3", *extra],
+         "--config.train.keep_checkpoints=3",
+         # what is killed and damaged is the run's state, not its input or its TensorBoard: each restart
+         # then starts without TensorFlow
+         "--config.data.reader=in_memory", "--config.train.tensorboard=False", *extra],
         cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
 
